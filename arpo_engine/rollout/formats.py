@@ -1,0 +1,157 @@
+"""How tool calls and results look in the token stream (ARPO_SPEC.md §1).
+
+Two formats, chosen per run:
+- `tags` (the paper): `<python>code</python>` -> ` <result>\\n…\\n</result>`; the tag body fills the
+  tool's primary argument.
+- `hermes` (Qwen/Hermes): `<tool_call>{"name": …, "arguments": {…}}</tool_call>` ->
+  `<tool_response>…</tool_response>`.
+Both end the answer with `<answer> … \\boxed{X} … </answer>`. The system prompt is generated from the
+tools' OpenAI function schemas.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from arpo_engine.tools.base import Tool, ToolCall
+
+
+@dataclass(frozen=True)
+class ParsedCall:
+    """The call a model segment ends with; `error` is set when it cannot be executed."""
+
+    call: ToolCall
+    error: str | None = None
+
+
+class CallFormat(Protocol):
+    name: str
+
+    def stop_strings(self, tools: Mapping[str, Tool]) -> tuple[str, ...]: ...
+
+    def parse_call(self, text: str, tools: Mapping[str, Tool]) -> ParsedCall | None: ...
+
+    def render_call(self, call: ToolCall, tools: Mapping[str, Tool]) -> str: ...
+
+    def render_result(self, output: str) -> str: ...
+
+    def system_prompt(self, tools: Mapping[str, Tool], instructions: str = "") -> str: ...
+
+
+_ANSWER_RULES = (
+    "Think step by step inside <think> </think>. When you know the answer, write it as "
+    "<answer> ... \\boxed{ANSWER} </answer>, with the final answer inside \\boxed{}."
+)
+
+
+def _describe(tool: Tool) -> str:
+    fn = tool.schema()["function"]
+    return f"- {fn['name']}: {fn.get('description', '').strip()}"
+
+
+class TagFormat:
+    name = "tags"
+
+    def stop_strings(self, tools: Mapping[str, Tool]) -> tuple[str, ...]:
+        return tuple(f"</{name}>" for name in tools)
+
+    def parse_call(self, text: str, tools: Mapping[str, Tool]) -> ParsedCall | None:
+        stripped = text.rstrip()
+        for name, tool in tools.items():
+            close = f"</{name}>"
+            if not stripped.endswith(close):
+                continue
+            open_at = stripped.rfind(f"<{name}>")
+            raw_start = open_at if open_at >= 0 else max(0, len(stripped) - len(close) - 200)
+            raw = stripped[raw_start:]
+            if open_at < 0:
+                call = ToolCall(name=name, arguments={}, raw=raw)
+                return ParsedCall(call, error=f"closing </{name}> without an opening <{name}>")
+            body = stripped[open_at + len(name) + 2 : -len(close)].strip()
+            return ParsedCall(ToolCall(name=name, arguments={tool.primary_argument: body}, raw=raw))
+        return None
+
+    def render_call(self, call: ToolCall, tools: Mapping[str, Tool]) -> str:
+        body = call.arguments[tools[call.name].primary_argument]
+        return f"<{call.name}>{body}</{call.name}>"
+
+    def render_result(self, output: str) -> str:
+        return f" <result>\n{output}\n</result>"
+
+    def system_prompt(self, tools: Mapping[str, Tool], instructions: str = "") -> str:
+        lines = [instructions.strip()] if instructions.strip() else []
+        lines.append("You can use these tools:")
+        lines.extend(_describe(t) for t in tools.values())
+        if tools:
+            example = next(iter(tools))
+            lines.append(
+                f"To call a tool, write its input between its tags, e.g. <{example}>input</{example}>. "
+                "The result appears between <result> and </result>."
+            )
+        lines.append(_ANSWER_RULES)
+        return "\n".join(lines)
+
+
+_HERMES_CALL = re.compile(r"<tool_call>(.*?)</tool_call>\s*$", re.DOTALL)
+
+
+class HermesFormat:
+    name = "hermes"
+
+    def stop_strings(self, tools: Mapping[str, Tool]) -> tuple[str, ...]:
+        return ("</tool_call>",)
+
+    def parse_call(self, text: str, tools: Mapping[str, Tool]) -> ParsedCall | None:
+        match = _HERMES_CALL.search(text)
+        if match is None:
+            return None
+        raw = match.group(0).strip()
+        try:
+            payload = json.loads(match.group(1))
+        except json.JSONDecodeError as exc:
+            return ParsedCall(ToolCall("", {}, raw), error=f"tool call is not valid JSON: {exc.msg}")
+        if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
+            return ParsedCall(ToolCall("", {}, raw), error='tool call needs a "name" string')
+        arguments = payload.get("arguments", {})
+        if isinstance(arguments, str):  # some models emit the arguments as a JSON string
+            try:
+                arguments = json.loads(arguments)
+            except json.JSONDecodeError:
+                arguments = None
+        if not isinstance(arguments, dict):
+            return ParsedCall(ToolCall(payload["name"], {}, raw), error='"arguments" must be an object')
+        return ParsedCall(ToolCall(payload["name"], arguments, raw))
+
+    def render_call(self, call: ToolCall, tools: Mapping[str, Tool]) -> str:
+        payload = json.dumps({"name": call.name, "arguments": dict(call.arguments)}, ensure_ascii=False)
+        return f"<tool_call>\n{payload}\n</tool_call>"
+
+    def render_result(self, output: str) -> str:
+        return f"\n<tool_response>\n{output}\n</tool_response>\n"
+
+    def system_prompt(self, tools: Mapping[str, Tool], instructions: str = "") -> str:
+        lines = [instructions.strip()] if instructions.strip() else []
+        lines.append("You can call functions. Their signatures, as JSON schema, are inside <tools></tools>:")
+        lines.append("<tools>")
+        lines.extend(json.dumps(t.schema(), ensure_ascii=False) for t in tools.values())
+        lines.append("</tools>")
+        lines.append(
+            'To call one, write <tool_call>{"name": NAME, "arguments": {…}}</tool_call>. '
+            "The result appears between <tool_response> and </tool_response>."
+        )
+        lines.append(_ANSWER_RULES)
+        return "\n".join(lines)
+
+
+CALL_FORMATS: dict[str, CallFormat] = {"tags": TagFormat(), "hermes": HermesFormat()}
+
+
+def get_format(name: str) -> CallFormat:
+    try:
+        return CALL_FORMATS[name]
+    except KeyError:
+        raise ValueError(f"unknown call format {name!r} (known: {', '.join(CALL_FORMATS)})") from None
