@@ -111,6 +111,92 @@ class BranchingConfig:
 
 
 @dataclass(frozen=True)
+class RewardConfig:
+    scorer: str = "arpo"
+    """`arpo` (official: format -1, F1 of the boxed answer, +0.1 multi-tool), `exact_match`, `f1`, `math`, `python`."""
+    python_source: str = ""
+    """For `scorer: python`: source defining score(response, answers), run in the sandbox."""
+    timeout_s: float = 10.0
+    """Time limit of one user-scorer call."""
+
+
+@dataclass(frozen=True)
+class AlgorithmConfig:
+    advantage: Literal["soft", "hard"] = "soft"
+    """`soft`: GRPO advantage per path (paper default); `hard`: shared-prefix tokens get the mean (Eq. 6)."""
+    clip_low: float = 0.2
+    """PPO epsilon below 1 (paper: 0.2)."""
+    clip_high: float = 0.2
+    """PPO epsilon above 1 (paper: 0.2)."""
+    dual_clip: float = 3.0
+    """Dual-clip constant c for negative advantages (paper: 3)."""
+    kl_coef: float = 0.0
+    """KL penalty against the reference model (paper: 0)."""
+    kl_type: Literal["low_var_kl", "k1"] = "low_var_kl"
+    """KL estimator; `low_var_kl` is k3."""
+    entropy_balanced_clip: bool = False
+    """AEPO: clipped positive-advantage tokens keep a (1+eps)*A gradient."""
+    entropy_aware_advantage: bool = False
+    """AEPO: scale advantages by (1 + 0.2*z(token entropy))."""
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 1e-6
+    """AdamW learning rate, constant (paper: 1e-6)."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (paper: 0.01)."""
+    grad_clip: float = 1.0
+    """Gradient norm clip (paper: 1.0)."""
+    ppo_epochs: int = 1
+    """Passes over each batch of rollouts (paper: 1)."""
+    train_batch_prompts: int = 128
+    """Prompts per training step (paper: 128)."""
+    mini_batch_prompts: int = 16
+    """Prompts per optimizer update (paper: 16, i.e. 8 updates per step)."""
+    micro_batch_tokens: int = 8192
+    """Tokens per forward/backward before accumulating gradients; bounds memory."""
+    lora_rank: int = 0
+    """LoRA rank via peft; 0 trains all parameters."""
+    lora_alpha: int = 32
+    """LoRA scaling numerator."""
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    data_path: str = ""
+    """Demonstration trajectories (JSONL of messages); empty skips the cold start."""
+    epochs: float = 3.0
+    """Passes over the demonstrations (official: 3)."""
+    lr: float = 7e-6
+    """SFT learning rate (official: 7e-6)."""
+    batch_size: int = 8
+    """Demonstrations per optimizer update."""
+    max_examples: int = 0
+    """Use at most this many demonstrations; 0 = all."""
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    dir: str = "runs"
+    """Folder that holds run-<name>/step-<N>/ checkpoints and resume state."""
+    every_steps: int = 10
+    """Save every this many RL steps (and at the end)."""
+    keep_last: int = 3
+    """Step folders kept besides `best`; older ones are deleted."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 100
+    """RL steps to run."""
+    eval_every: int = 10
+    """Greedy held-out evaluation every this many steps (and at the start and end); 0 = never."""
+    eval_prompts: int = 0
+    """Held-out prompts per evaluation; 0 = all of data.eval_path."""
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str = "run"
     """Human-readable run name."""
@@ -122,6 +208,12 @@ class RunConfig:
     """Tools the agent may call, each with an OpenAI function schema."""
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     branching: BranchingConfig = field(default_factory=BranchingConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     system_prompt: str = ""
     """Extra instructions placed before the generated tool description in the system prompt."""
 
@@ -258,7 +350,7 @@ def load_config(path: str | Path) -> RunConfig:
     return RunConfig.from_dict(_resolve_paths(raw, p.parent)).validate()
 
 
-_PATH_KEYS = {"train_path", "eval_path", "corpus_path"}
+_PATH_KEYS = {"train_path", "eval_path", "corpus_path", "data_path"}
 
 
 def _resolve_paths(raw: Any, base: Path) -> Any:
