@@ -1,0 +1,203 @@
+"""The learner: log-probs, the clipped policy loss, backward and optimizer steps (ARPO_SPEC.md §5).
+
+No Ray in here. A batch is a list of `TrainSequence` (prompt + response token ids, the response mask
+and per-token advantages). `update` splits it into mini-batches of prompts (one optimizer step each,
+paper: 8 per training step) and each mini-batch into micro-batches bounded by a token budget whose
+gradients accumulate; the loss is the token-mean over the mini-batch's model tokens.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from arpo_engine.advantages import entropy_aware_advantages
+from arpo_engine.config import AlgorithmConfig, OptimConfig
+from arpo_engine.logprobs import token_logprobs
+from arpo_engine.losses import LossInputs, LossSettings, compute_loss
+
+
+@dataclass
+class TrainSequence:
+    prompt_index: int
+    prompt_ids: list[int]
+    response_ids: list[int]
+    mask: list[int]
+    """1 on model tokens of the response (trained), 0 on tool-result tokens."""
+    advantages: list[float]
+    """One per response token."""
+    old_logprobs: list[float] | None = None
+    """Per response token under the sampling policy, filled by `Learner.score`."""
+    ref_logprobs: list[float] | None = None
+
+    @property
+    def length(self) -> int:
+        return len(self.prompt_ids) + len(self.response_ids)
+
+
+@dataclass
+class _Padded:
+    input_ids: torch.Tensor  # (B, T)
+    attention_mask: torch.Tensor  # (B, T)
+    mask: torch.Tensor  # (B, T-1) aligned with the log-probs of input_ids[:, 1:]
+    advantages: torch.Tensor  # (B, T-1)
+    spans: list[tuple[int, int]]
+    """Per row, the log-prob positions [start, end) of its response tokens."""
+
+
+def loss_settings(algorithm: AlgorithmConfig) -> LossSettings:
+    return LossSettings(
+        policy_loss="entropy_balanced" if algorithm.entropy_balanced_clip else "ppo_clip",
+        clip_low=algorithm.clip_low,
+        clip_high=algorithm.clip_high,
+        dual_clip=algorithm.dual_clip if algorithm.dual_clip > 1 else None,
+        kl_coef=algorithm.kl_coef,
+        kl_type=algorithm.kl_type,
+    )
+
+
+def _pad(batch: Sequence[TrainSequence], pad_id: int) -> _Padded:
+    width = max(s.length for s in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    mask = torch.zeros((len(batch), width - 1))
+    advantages = torch.zeros((len(batch), width - 1))
+    spans = []
+    for row, s in enumerate(batch):
+        tokens = s.prompt_ids + s.response_ids
+        ids[row, : len(tokens)] = torch.tensor(tokens)
+        attention[row, : len(tokens)] = 1
+        # the log-prob of response token j sits at position len(prompt) - 1 + j
+        start, end = len(s.prompt_ids) - 1, len(tokens) - 1
+        mask[row, start:end] = torch.tensor(s.mask, dtype=torch.float)
+        advantages[row, start:end] = torch.tensor(s.advantages)
+        spans.append((start, end))
+    return _Padded(ids, attention, mask, advantages, spans)
+
+
+def micro_batches(batch: Sequence[TrainSequence], max_tokens: int) -> Iterator[list[TrainSequence]]:
+    """Consecutive groups whose padded size (rows x longest) stays within max_tokens (at least one row)."""
+    current: list[TrainSequence] = []
+    longest = 0
+    for s in batch:
+        if current and max(longest, s.length) * (len(current) + 1) > max_tokens:
+            yield current
+            current, longest = [], 0
+        current.append(s)
+        longest = max(longest, s.length)
+    if current:
+        yield current
+
+
+class Learner:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        optim: OptimConfig,
+        algorithm: AlgorithmConfig,
+        pad_token_id: int,
+        ref_model: Any | None = None,
+        temperature: float = 1.0,
+    ) -> None:
+        self.model = model
+        self.ref_model = ref_model
+        self.optim_cfg = optim
+        self.algorithm = algorithm
+        self.settings = loss_settings(algorithm)
+        self.pad_token_id = pad_token_id
+        self.temperature = temperature
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
+
+    @torch.no_grad()
+    def score(self, batch: Sequence[TrainSequence]) -> None:
+        """Fill old (and reference) log-probs: recomputed here, not taken from the sampler (paper §5)."""
+        self.model.eval()
+        for chunk in micro_batches(batch, self.optim_cfg.micro_batch_tokens):
+            padded = _pad(chunk, self.pad_token_id)
+            old = self._logprobs(self.model, padded).logprobs
+            ref = self._logprobs(self.ref_model, padded).logprobs if self.ref_model is not None else None
+            for row, (s, (start, end)) in enumerate(zip(chunk, padded.spans, strict=True)):
+                s.old_logprobs = old[row, start:end].tolist()
+                if ref is not None:
+                    s.ref_logprobs = ref[row, start:end].tolist()
+
+    def _logprobs(self, model: Any, padded: _Padded, *, with_entropy: bool = False) -> Any:
+        return token_logprobs(
+            model,
+            padded.input_ids,
+            padded.attention_mask,
+            temperature=self.temperature,
+            with_entropy=with_entropy,
+        )
+
+    def update(self, batch: Sequence[TrainSequence]) -> dict[str, float]:
+        """PPO epochs over the batch in mini-batches of prompts; returns learner metrics."""
+        if any(s.old_logprobs is None for s in batch):
+            self.score(batch)
+        started = time.perf_counter()
+        self.model.train()
+        per_prompt: dict[int, list[TrainSequence]] = {}
+        for s in batch:
+            per_prompt.setdefault(s.prompt_index, []).append(s)
+        prompts = list(per_prompt)
+        size = max(1, self.optim_cfg.mini_batch_prompts)
+        logs: list[dict[str, float]] = []
+        tokens = 0
+        for _ in range(self.optim_cfg.ppo_epochs):
+            for i in range(0, len(prompts), size):
+                mini = [s for p in prompts[i : i + size] for s in per_prompt[p]]
+                logs.append(self._step(mini))
+                tokens += sum(s.length for s in mini)
+        elapsed = time.perf_counter() - started
+        metrics = {k: sum(d[k] for d in logs) / len(logs) for k in logs[0]} if logs else {}
+        metrics["lr"] = self.optimizer.param_groups[0]["lr"]
+        metrics["learner/updates"] = float(len(logs))
+        metrics["time/update_s"] = elapsed
+        metrics["throughput/train_tok_s"] = tokens / elapsed if elapsed > 0 else 0.0
+        return metrics
+
+    def _step(self, mini: Sequence[TrainSequence]) -> dict[str, float]:
+        total_tokens = sum(sum(s.mask) for s in mini)
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        for chunk in micro_batches(mini, self.optim_cfg.micro_batch_tokens):
+            padded = _pad(chunk, self.pad_token_id)
+            need_entropy = self.algorithm.entropy_aware_advantage
+            out = self._logprobs(self.model, padded, with_entropy=need_entropy)
+            advantages = padded.advantages
+            if need_entropy:
+                advantages = entropy_aware_advantages(advantages, out.entropies, padded.mask)
+            inputs = LossInputs(
+                logprobs=out.logprobs,
+                old_logprobs=self._aligned(chunk, padded, "old_logprobs"),
+                advantages=advantages,
+                mask=padded.mask,
+                ref_logprobs=self._aligned(chunk, padded, "ref_logprobs") if self.ref_model else None,
+            )
+            result = compute_loss(inputs, self.settings, num_tokens=max(total_tokens, 1))
+            result.loss.backward()
+            # every term is already divided by the mini-batch token count, so micro-batches add up
+            for k, v in result.metrics().items():
+                sums[k] = sums.get(k, 0.0) + v
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        norm = torch.nn.utils.clip_grad_norm_(params, self.optim_cfg.grad_clip)
+        if math.isfinite(float(norm)):
+            self.optimizer.step()
+        sums["grad/norm"] = float(norm)
+        return sums
+
+    @staticmethod
+    def _aligned(chunk: Sequence[TrainSequence], padded: _Padded, field: str) -> torch.Tensor:
+        out = torch.zeros_like(padded.mask)
+        for row, (s, (start, end)) in enumerate(zip(chunk, padded.spans, strict=True)):
+            values = getattr(s, field)
+            if values is not None:
+                out[row, start:end] = torch.tensor(values)
+        return out

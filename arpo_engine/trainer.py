@@ -1,0 +1,242 @@
+"""The ARPO training loop: rollout -> reward -> advantage -> update -> sync -> eval -> checkpoint.
+
+`train(config, deps, ...)` reads like the paper (ARPO_SPEC.md §2-5). Everything that varies is injected
+through `TrainDeps`: the sampler, learner, tools, reward function, metrics sink, checkpointer, random
+generator and a stop flag that is checked between phases. Each phase is timed; the metrics dict uses
+the vocabulary of PRODUCT.md.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from arpo_engine.advantages import GroupAdvantages, advantage_metrics, attribute_advantages
+from arpo_engine.config import RunConfig
+from arpo_engine.data import Sample
+from arpo_engine.learner import Learner, TrainSequence
+from arpo_engine.rewards.base import RewardResult, Scorer
+from arpo_engine.rollout.agent import RolloutBatch, RolloutDeps, run_rollouts
+from arpo_engine.rollout.formats import CallFormat
+from arpo_engine.rollout.sampler import Sampler
+from arpo_engine.rollout.types import RolloutGroup
+from arpo_engine.tools.base import Tool
+
+MetricsSink = Callable[[int, dict[str, float]], None]
+
+
+class Checkpointer(Protocol):
+    def save_step(self, step: int, metrics: Mapping[str, float], state: Mapping[str, Any]) -> None: ...
+
+
+@dataclass
+class DataCursor:
+    """Position in the training prompts, seeded per epoch, so a resumed run sees the same order."""
+
+    size: int
+    seed: int
+    shuffle: bool = True
+    epoch: int = 0
+    index: int = 0
+
+    def order(self) -> list[int]:
+        order = list(range(self.size))
+        if self.shuffle:
+            random.Random(self.seed * 1_000_003 + self.epoch).shuffle(order)
+        return order
+
+    def take(self, n: int) -> list[int]:
+        picked: list[int] = []
+        while len(picked) < n:
+            order = self.order()
+            if self.index >= self.size:
+                self.epoch, self.index = self.epoch + 1, 0
+                continue
+            want = min(n - len(picked), self.size - self.index)
+            picked.extend(order[self.index : self.index + want])
+            self.index += want
+        return picked
+
+    def state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "index": self.index}
+
+    def restore(self, state: Mapping[str, int]) -> None:
+        self.epoch, self.index = int(state["epoch"]), int(state["index"])
+
+
+@dataclass
+class TrainDeps:
+    sampler: Sampler
+    learner: Learner
+    tools: Mapping[str, Tool]
+    call_format: CallFormat
+    scorer: Scorer
+    rng: random.Random
+    sync_weights: Callable[[], None] = lambda: None
+    """Push the learner's weights into the sampler (a no-op when both share one model)."""
+    sink: MetricsSink = lambda step, metrics: None
+    on_rollout: Callable[[int, RolloutBatch, list[list[RewardResult]]], None] | None = None
+    """Receives each step's rollout trees and rewards (the dashboard's live rollouts)."""
+    checkpoint: Callable[[int, dict[str, float], DataCursor], None] | None = None
+    should_stop: Callable[[], bool] = lambda: False
+
+
+@dataclass
+class TrainResult:
+    steps_done: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped: bool = False
+
+
+def score_groups(
+    groups: Sequence[RolloutGroup], scorer: Scorer, config: RunConfig
+) -> list[list[RewardResult]]:
+    kinds = {t.name: t.kind for t in config.tools}
+    out = []
+    for group in groups:
+        answers = list(group.sample.get("answers") or [])
+        results = []
+        for path in group.paths:
+            names = [c.name for c in path.tool_calls if c.error is None]
+            results.append(
+                scorer(
+                    path.text,
+                    answers,
+                    tool_names_used=names,
+                    tool_kinds_used={kinds[n] for n in names if n in kinds},
+                    call_format=config.rollout.call_format,
+                )
+            )
+        out.append(results)
+    return out
+
+
+def reward_metrics(rewards: Sequence[Sequence[RewardResult]]) -> dict[str, float]:
+    scores = [r.score for group in rewards for r in group]
+    correct = [1.0 if r.details.get("correct") else 0.0 for group in rewards for r in group]
+    return {
+        "reward/mean": statistics.fmean(scores) if scores else 0.0,
+        "reward/std": statistics.pstdev(scores) if len(scores) > 1 else 0.0,
+        "accuracy": statistics.fmean(correct) if correct else 0.0,
+    }
+
+
+def build_sequences(
+    groups: Sequence[RolloutGroup], advantages: Sequence[GroupAdvantages], *, keep_degenerate: bool
+) -> list[TrainSequence]:
+    """Flatten paths into learner sequences; degenerate groups carry no gradient unless KL is on."""
+    out = []
+    for group, adv in zip(groups, advantages, strict=True):
+        if adv.degenerate and not keep_degenerate:
+            continue
+        for path, token_adv in zip(group.paths, adv.token_advantages, strict=True):
+            if path.token_ids:
+                out.append(
+                    TrainSequence(group.prompt_index, group.prompt_ids, path.token_ids, path.mask, token_adv)
+                )
+    return out
+
+
+def evaluate(
+    samples: Sequence[Sample], config: RunConfig, deps: TrainDeps
+) -> dict[str, float]:
+    """Greedy, unbranched, one path per held-out prompt."""
+    if not samples:
+        return {}
+    rollout_deps = RolloutDeps(deps.sampler, deps.tools, deps.call_format, random.Random(config.seed))
+    batch = run_rollouts(samples, config, rollout_deps, greedy=True)
+    rewards = score_groups(batch.groups, deps.scorer, config)
+    m = reward_metrics(rewards)
+    return {
+        "eval/accuracy": m["accuracy"],
+        "eval/reward_mean": m["reward/mean"],
+        "eval/tool_calls_per_traj": batch.metrics["tools/calls_per_traj"],
+    }
+
+
+def train(
+    config: RunConfig,
+    deps: TrainDeps,
+    train_samples: Sequence[Sample],
+    eval_samples: Sequence[Sample] = (),
+    *,
+    start_step: int = 0,
+    cursor: DataCursor | None = None,
+) -> TrainResult:
+    cursor = cursor or DataCursor(len(train_samples), config.seed, config.data.shuffle)
+    tc = config.train
+    result = TrainResult(steps_done=start_step)
+    if start_step == 0 and tc.eval_every and eval_samples:
+        deps.sink(0, evaluate(_eval_slice(eval_samples, config), config, deps))
+    for step in range(start_step + 1, tc.steps + 1):
+        if deps.should_stop():
+            result.stopped = True
+            break
+        metrics = train_step(step, config, deps, train_samples, cursor)
+        if deps.should_stop():
+            result.stopped = True
+            break
+        if tc.eval_every and eval_samples and (step % tc.eval_every == 0 or step == tc.steps):
+            started = time.perf_counter()
+            metrics.update(evaluate(_eval_slice(eval_samples, config), config, deps))
+            metrics["time/eval_s"] = time.perf_counter() - started
+        if deps.checkpoint and (step % config.checkpoint.every_steps == 0 or step == tc.steps):
+            started = time.perf_counter()
+            deps.checkpoint(step, metrics, cursor)
+            metrics["time/checkpoint_s"] = time.perf_counter() - started
+        deps.sink(step, metrics)
+        result.history.append(metrics)
+        result.steps_done = step
+    return result
+
+
+def _eval_slice(samples: Sequence[Sample], config: RunConfig) -> Sequence[Sample]:
+    n = config.train.eval_prompts
+    return samples[:n] if n else samples
+
+
+def train_step(
+    step: int, config: RunConfig, deps: TrainDeps, train_samples: Sequence[Sample], cursor: DataCursor
+) -> dict[str, float]:
+    started = time.perf_counter()
+    picked = cursor.take(min(config.optim.train_batch_prompts, len(train_samples)))
+    prompts = [train_samples[i] for i in picked]
+
+    rollout_deps = RolloutDeps(deps.sampler, deps.tools, deps.call_format, deps.rng)
+    batch = run_rollouts(prompts, config, rollout_deps, first_index=(step - 1) * len(prompts))
+
+    t = time.perf_counter()
+    rewards = score_groups(batch.groups, deps.scorer, config)
+    reward_s = time.perf_counter() - t
+    if deps.on_rollout is not None:
+        deps.on_rollout(step, batch, rewards)
+
+    advantages = [
+        attribute_advantages(g, [r.score for r in rs], estimator=config.algorithm.advantage)
+        for g, rs in zip(batch.groups, rewards, strict=True)
+    ]
+    sequences = build_sequences(batch.groups, advantages, keep_degenerate=config.algorithm.kl_coef > 0)
+    learner_metrics: dict[str, float] = {}
+    if sequences:
+        learner_metrics = deps.learner.update(sequences)
+
+    t = time.perf_counter()
+    if sequences:
+        deps.sync_weights()
+    sync_s = time.perf_counter() - t
+
+    metrics = {
+        **reward_metrics(rewards),
+        **advantage_metrics(advantages),
+        **batch.metrics,
+        **learner_metrics,
+        "time/reward_s": reward_s,
+        "time/sync_s": sync_s,
+        "train/sequences": float(len(sequences)),
+    }
+    metrics["time/step_s"] = time.perf_counter() - started
+    return metrics
