@@ -89,7 +89,7 @@ class _Counters:
 
 
 def build_prompt_ids(
-    sampler: Sampler, messages: Sequence[Mapping[str, Any]], system_prompt: str
+    tokenizer: Any, messages: Sequence[Mapping[str, Any]], system_prompt: str
 ) -> tuple[list[int], str]:
     """Chat-template the prompt with the tool description merged into the system message."""
     msgs = [dict(m) for m in messages]
@@ -97,8 +97,8 @@ def build_prompt_ids(
         msgs[0]["content"] = f"{msgs[0]['content']}\n\n{system_prompt}"
     else:
         msgs.insert(0, {"role": "system", "content": system_prompt})
-    text = sampler.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-    ids = sampler.tokenizer(text, add_special_tokens=False)["input_ids"]
+    text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     return list(ids), text
 
 
@@ -115,10 +115,7 @@ def run_rollouts(
     rc, bc = config.rollout, config.branching
     branching_on = bc.enabled and not greedy
     budget = 1 if greedy else rc.group_size
-    if greedy or not bc.enabled:
-        initial = budget  # GRPO: N = M
-    else:
-        initial = rc.initial_samples
+    initial = budget if greedy or not bc.enabled else rc.initial_samples  # GRPO: N = M
     system_prompt = deps.call_format.system_prompt(deps.tools, config.system_prompt)
     stops = deps.call_format.stop_strings(deps.tools)
     counters = _Counters()
@@ -126,7 +123,7 @@ def run_rollouts(
     states: list[_GroupState] = []
     live: list[_Live] = []
     for i, sample in enumerate(samples):
-        prompt_ids, prompt_text = build_prompt_ids(deps.sampler, sample.messages, system_prompt)
+        prompt_ids, prompt_text = build_prompt_ids(deps.sampler.tokenizer, sample.messages, system_prompt)
         if len(prompt_ids) > config.data.max_prompt_tokens:
             raise ValueError(
                 f"prompt {first_index + i} has {len(prompt_ids)} tokens with the system prompt, "
@@ -216,8 +213,7 @@ def _generate(
         counters.prefill_new += len(context) - lv.computed
         computed_prompts.add(id(lv.group))
     results = deps.sampler.generate(requests, temperature=temperature, top_p=top_p)
-    for lv, res in zip(live, results, strict=True):
-        counters.generated += len(res.token_ids)
+    counters.generated += sum(len(res.token_ids) for res in results)
     return results
 
 
@@ -330,7 +326,8 @@ def _call_tool(parsed: ParsedCall, tools: Mapping[str, Tool]) -> tuple[ToolResul
         result = ToolResult(output=f"Error: {parsed.error}", error="bad_call")
     elif call.name not in tools:
         known = ", ".join(tools) or "none"
-        result = ToolResult(output=f"Error: no tool named {call.name!r} (tools: {known})", error="unknown_tool")
+        message = f"Error: no tool named {call.name!r} (tools: {known})"
+        result = ToolResult(output=message, error="unknown_tool")
     else:
         try:
             result = tools[call.name].run(call.arguments)

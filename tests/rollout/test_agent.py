@@ -160,7 +160,7 @@ def test_budget_is_never_exceeded_even_when_every_decision_forks():
 
 def test_supplements_fill_each_group_to_m_at_once():
     cfg = config(rollout={"group_size": 6, "initial_samples": 2})
-    batch, sampler, _ = run(agent_script(calls=1, entropy_after=[0.1]), cfg, prompts=2)
+    batch, _sampler, _ = run(agent_script(calls=1, entropy_after=[0.1]), cfg, prompts=2)
     for group in batch.groups:
         assert len(group.paths) == 6
         assert group.supplements == 4
