@@ -19,7 +19,8 @@ from arpo_engine.advantages import GroupAdvantages, advantage_metrics, attribute
 from arpo_engine.config import RunConfig
 from arpo_engine.data import Sample
 from arpo_engine.learner import Learner, TrainSequence
-from arpo_engine.rewards.base import RewardResult, Scorer
+from arpo_engine.rewards import get_scorer
+from arpo_engine.rewards.base import RewardResult, Scorer, score_path
 from arpo_engine.rollout.agent import RolloutBatch, RolloutDeps, run_rollouts
 from arpo_engine.rollout.formats import CallFormat
 from arpo_engine.rollout.sampler import Sampler
@@ -95,24 +96,20 @@ class TrainResult:
 def score_groups(
     groups: Sequence[RolloutGroup], scorer: Scorer, config: RunConfig
 ) -> list[list[RewardResult]]:
+    """One RewardResult per path, aligned with each group's paths."""
     kinds = {t.name: t.kind for t in config.tools}
-    out = []
-    for group in groups:
-        answers = list(group.sample.get("answers") or [])
-        results = []
-        for path in group.paths:
-            names = [c.name for c in path.tool_calls if c.error is None]
-            results.append(
-                scorer(
-                    path.text,
-                    answers,
-                    tool_names_used=names,
-                    tool_kinds_used={kinds[n] for n in names if n in kinds},
-                    call_format=config.rollout.call_format,
-                )
-            )
-        out.append(results)
-    return out
+    fmt = config.rollout.call_format
+    return [
+        [score_path(scorer, p, list(g.sample.get("answers") or []), tool_kinds=kinds, call_format=fmt) for p in g.paths]
+        for g in groups
+    ]
+
+
+def make_scorer(config: RunConfig) -> Scorer:
+    r = config.reward
+    if r.scorer == "python":
+        return get_scorer("python", source=r.python_source, timeout_s=r.timeout_s)
+    return get_scorer(r.scorer)
 
 
 def reward_metrics(rewards: Sequence[Sequence[RewardResult]]) -> dict[str, float]:

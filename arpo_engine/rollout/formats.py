@@ -96,7 +96,8 @@ class TagFormat:
         return "\n".join(lines)
 
 
-_HERMES_CALL = re.compile(r"<tool_call>(.*?)</tool_call>\s*$", re.DOTALL)
+_HERMES_CALL = re.compile(r"<tool_call>((?:(?!<tool_call>).)*?)</tool_call>\s*$", re.DOTALL)
+"""The last complete call at the end of the text (the body may not contain another opening tag)."""
 
 
 class HermesFormat:

@@ -285,3 +285,11 @@ def test_same_seed_gives_the_same_tree():
         return groups
 
     assert tree(a) == tree(b)
+
+
+def test_hermes_parser_reads_the_last_call_of_a_multi_call_text():
+    fmt = get_format("hermes")
+    text = '<tool_call>{"name": "a", "arguments": {}}</tool_call> ok <tool_call>{"name": "b", "arguments": {"x": 1}}</tool_call>'
+    parsed = fmt.parse_call(text, {})
+    assert parsed is not None and parsed.error is None
+    assert (parsed.call.name, dict(parsed.call.arguments)) == ("b", {"x": 1})
