@@ -333,21 +333,65 @@ def _to_plain(obj: Any) -> Any:
     return obj
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read a YAML or JSON run config; relative data/corpus paths resolve against its folder."""
+PRESET_DIR = Path(__file__).with_name("presets")
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
     import json
 
-    p = Path(path)
-    text = p.read_text()
-    if p.suffix in (".yaml", ".yml"):
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
         import yaml
 
-        raw = yaml.safe_load(text) or {}
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     else:
-        raw = json.loads(text)
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON: {exc}") from None
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{p}: the top level must be a mapping")
-    return RunConfig.from_dict(_resolve_paths(raw, p.parent)).validate()
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return dict(raw)
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """A named preset ("arpo_paper", "grpo_baseline", "aepo"): the keys that define an algorithm variant."""
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset {name!r} (known: {', '.join(preset_names())})")
+    return _read_mapping(path)
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge two config mappings; `override` wins."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path, *, preset: str | None = None) -> RunConfig:
+    """Read a YAML or JSON run config, optionally with a preset applied over it.
+
+    Relative data and corpus paths resolve against the config file's folder.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"no config file at {p}")
+    raw = _resolve_paths(_read_mapping(p), p.parent)
+    if preset:
+        raw = merge(raw, load_preset(preset))
+    return RunConfig.from_dict(raw).validate()
 
 
 _PATH_KEYS = {"train_path", "eval_path", "corpus_path", "data_path"}

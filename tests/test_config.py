@@ -51,3 +51,36 @@ def test_config_module_imports_without_torch_ray_or_vllm():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_presets_load_and_differ_in_what_defines_the_algorithm(tmp_path):
+    from arpo_engine.config import load_config, preset_names
+
+    assert {"arpo_paper", "grpo_baseline", "aepo"} <= set(preset_names())
+    cfg_file = tmp_path / "run.yaml"
+    cfg_file.write_text("rollout: {group_size: 4, initial_samples: 2}\ndata: {train_path: train.jsonl}\n")
+    arpo = load_config(cfg_file, preset="arpo_paper")
+    grpo = load_config(cfg_file, preset="grpo_baseline")
+    aepo = load_config(cfg_file, preset="aepo")
+    assert arpo.branching.enabled and not grpo.branching.enabled
+    assert aepo.branching.dynamic_budget and aepo.algorithm.entropy_balanced_clip
+    assert arpo.rollout.group_size == grpo.rollout.group_size == 4  # sizes stay with the run config
+    assert arpo.data.train_path == str(tmp_path / "train.jsonl")
+
+
+def test_unknown_preset_names_the_known_ones(tmp_path):
+    from arpo_engine.config import load_config
+
+    cfg_file = tmp_path / "run.yaml"
+    cfg_file.write_text("seed: 1\n")
+    with pytest.raises(ConfigError, match="grpo_baseline"):
+        load_config(cfg_file, preset="grpo")
+
+
+def test_invalid_yaml_is_a_config_error(tmp_path):
+    from arpo_engine.config import load_config
+
+    cfg_file = tmp_path / "run.yaml"
+    cfg_file.write_text("rollout: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(cfg_file)
