@@ -1,4 +1,4 @@
-"""Command line: `python -m arpo_engine rollout <config.yaml>` (and, later, `train`)."""
+"""Command line: `python -m arpo_engine rollout|train|sft <config.yaml>`."""
 
 from __future__ import annotations
 
@@ -46,11 +46,62 @@ def _rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+KEY_METRICS = (
+    ("reward/mean", "reward"),
+    ("accuracy", "acc"),
+    ("tools/calls_per_traj", "calls"),
+    ("branch/forks", "forks"),
+    ("entropy/delta_mean", "dH"),
+    ("loss/policy", "loss"),
+    ("eval/accuracy", "eval_acc"),
+    ("time/step_s", "s"),
+)
+
+
+def metrics_line(step: int, metrics: dict[str, float]) -> str:
+    parts = [f"{short}={metrics[key]:.3g}" for key, short in KEY_METRICS if key in metrics]
+    return f"step {step}: " + " ".join(parts)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from arpo_engine.pipeline import run_training
+
+    config = _override(load_config(args.config, preset=args.preset), args)
+    bar = tqdm(total=config.train.steps, desc=config.name, unit="step", dynamic_ncols=True)
+    history_file = Path(args.metrics) if args.metrics else None
+
+    def sink(step: int, metrics: dict[str, float]) -> None:
+        if step > bar.n:
+            bar.update(step - bar.n)
+        bar.write(metrics_line(step, metrics))
+        if history_file is not None:
+            with history_file.open("a") as f:
+                f.write(json.dumps({"step": step, **metrics}) + "\n")
+
+    result = run_training(config, run_id=args.run_id, log=bar.write, sink=sink)
+    bar.close()
+    run_dir = Path(config.checkpoint.dir) / f"run-{args.run_id or config.name}"
+    print(f"done: {result.steps_done} steps; checkpoints in {run_dir} (latest, best)")
+    return 0
+
+
+def _sft(args: argparse.Namespace) -> int:
+    from arpo_engine.pipeline import run_sft_stage
+
+    config = _override(load_config(args.config), args)
+    run_sft_stage(config, Path(args.out))
+    return 0
+
+
 def _override(config: RunConfig, args: argparse.Namespace) -> RunConfig:
     raw = config.to_dict()
-    if args.sampler:
+    if getattr(args, "steps", None):
+        raw["train"]["steps"] = args.steps
+    if getattr(args, "sampler", None):
         raw["rollout"]["sampler"] = args.sampler
-    if args.group_size:
+    if getattr(args, "group_size", None):
         raw["rollout"]["group_size"] = args.group_size
         raw["rollout"]["initial_samples"] = min(raw["rollout"]["initial_samples"], args.group_size)
     return RunConfig.from_dict(raw).validate()
@@ -66,11 +117,28 @@ def main(argv: list[str] | None = None) -> int:
     ro.add_argument("--group-size", type=int, help="override rollout.group_size (M)")
     ro.add_argument("--json", help="also write the rollout trees and metrics to this JSON file")
     ro.set_defaults(func=_rollout)
+    tr = sub.add_parser("train", help="SFT cold start (if configured), then ARPO; resumes after a crash")
+    tr.add_argument("config", help="run config (YAML or JSON)")
+    tr.add_argument("--preset", help="apply a named preset: arpo_paper, grpo_baseline, aepo")
+    tr.add_argument("--run-id", help="checkpoint folder name (default: the config's name)")
+    tr.add_argument("--steps", type=int, help="override train.steps")
+    tr.add_argument("--sampler", choices=["vllm", "transformers"], help="override rollout.sampler")
+    tr.add_argument("--metrics", help="append each step's metrics as JSON lines to this file")
+    tr.set_defaults(func=_train)
+    sf = sub.add_parser("sft", help="only the SFT cold start: fine-tune on demonstrations and save")
+    sf.add_argument("config", help="run config with an sft section")
+    sf.add_argument("--out", required=True, help="folder for the fine-tuned model")
+    sf.set_defaults(func=_sft)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # bad data or tool definitions: a readable message, not a traceback
+        if type(exc).__name__ not in {"DataError", "ValueError"}:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
         return 2
 
 

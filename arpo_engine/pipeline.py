@@ -100,3 +100,160 @@ def run_sft_stage(
 
 def seeded_rng(config: RunConfig) -> random.Random:
     return random.Random(config.seed)
+
+
+def check_data(config: RunConfig, tokenizer: Any, tools: Any) -> tuple[list[Any], list[Any]]:
+    """Load and check the prompts before any model is loaded: every error names its file and line."""
+    from arpo_engine.data import DataError, load_samples
+    from arpo_engine.rollout.agent import build_prompt_ids
+
+    if not config.data.train_path:
+        raise ConfigError("data.train_path must name a prompt file")
+    system = system_prompt_for(config, tools)
+    loaded: list[list[Any]] = []
+    for path in (config.data.train_path, config.data.eval_path):
+        if not path:
+            loaded.append([])
+            continue
+        if not Path(path).is_file():
+            raise ConfigError(f"no data file at {path}")
+        samples = load_samples(path)
+        problems = []
+        for s in samples:
+            n = len(build_prompt_ids(tokenizer, s.messages, system)[0])
+            if n > config.data.max_prompt_tokens:
+                problems.append(
+                    f"line {s.index + 1}: the prompt has {n} tokens with the system prompt, "
+                    f"over data.max_prompt_tokens={config.data.max_prompt_tokens}"
+                )
+            for name in _row_tool_names(s.extra.get("tools")):
+                if name not in tools:
+                    problems.append(f"line {s.index + 1}: tool {name!r} is not defined by any configured tool schema")
+        if problems:
+            raise DataError(path, problems)
+        loaded.append(samples)
+    return loaded[0], loaded[1]
+
+
+def _row_tool_names(value: Any) -> list[str]:
+    """Tool names a dataset row asks for: names, or OpenAI function schemas."""
+    if not value:
+        return []
+    items = value if isinstance(value, list) else [value]
+    names = []
+    for item in items:
+        if isinstance(item, str):
+            names.append(item)
+        elif isinstance(item, dict):
+            fn = item.get("function", item)
+            if isinstance(fn, dict) and isinstance(fn.get("name"), str):
+                names.append(fn["name"])
+    return names
+
+
+def run_training(
+    config: RunConfig,
+    *,
+    run_id: str | None = None,
+    log: Callable[[str], None] = print,
+    sink: Callable[[int, dict[str, float]], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_rollout: Callable[..., None] | None = None,
+) -> Any:
+    """SFT cold start (if configured and not done), then ARPO; resumes from the last checkpoint."""
+    from transformers import AutoTokenizer
+
+    from arpo_engine.checkpoint import CheckpointManager, DataPosition, restore_optimizer, restore_rng
+    from arpo_engine.learner import Learner
+    from arpo_engine.models import resolve_model_path
+    from arpo_engine.rollout.formats import get_format
+    from arpo_engine.tools.registry import build_tools
+    from arpo_engine.trainer import DataCursor, TrainDeps, make_scorer, train
+
+    tools = build_tools(config.tools)
+    scorer = make_scorer(config)
+    manager = CheckpointManager(Path(config.checkpoint.dir), run_id or config.name, config.checkpoint.keep_last)
+    point = manager.resume_point()
+    base_path = resolve_model_path(config.model.path)
+    train_samples, eval_samples = check_data(config, AutoTokenizer.from_pretrained(base_path), tools)
+
+    if point is not None:
+        model_path = point.model_dir
+        log(f"resuming from {model_path} (step {point.step})")
+    elif config.sft.data_path:
+        model_path = manager.run_dir / "sft-model"
+        if not (model_path / "config.json").is_file():
+            run_sft_stage(config, model_path, log=log, should_stop=should_stop)
+    else:
+        model_path = base_path
+
+    sampler, sync = _make_policy_sampler(config, model_path)
+    model = sampler.model if hasattr(sampler, "model") else load_policy(model_path)[0]
+    tokenizer = sampler.tokenizer
+    learner = Learner(
+        model,
+        optim=config.optim,
+        algorithm=config.algorithm,
+        pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+        temperature=config.rollout.temperature or 1.0,
+    )
+    rng = seeded_rng(config)
+    cursor = DataCursor(len(train_samples), config.seed, config.data.shuffle)
+    start_step = 0
+    if point is not None:
+        state = manager.resume()
+        assert state is not None
+        restore_optimizer(learner.optimizer, state)
+        restore_rng({"rollout": rng}, state)
+        if state.data_position is not None:
+            cursor.restore({"epoch": state.data_position.epoch, "index": state.data_position.index})
+        start_step = state.step
+
+    def checkpoint(step: int, metrics: dict[str, float], cur: DataCursor) -> None:
+        path = manager.save(
+            step,
+            model,
+            tokenizer,
+            run_config=config,
+            metrics=metrics,
+            optimizer=learner.optimizer,
+            rng={"rollout": rng},
+            data_position=DataPosition(cur.epoch, cur.index),
+            best_metric=metrics.get("eval/accuracy"),
+        )
+        log(f"checkpoint saved: {path}")
+
+    deps = TrainDeps(
+        sampler=sampler,
+        learner=learner,
+        tools=tools,
+        call_format=get_format(config.rollout.call_format),
+        scorer=scorer,
+        rng=rng,
+        sync_weights=lambda: sync(model),
+        sink=sink or (lambda step, metrics: None),
+        on_rollout=on_rollout,
+        checkpoint=checkpoint,
+        should_stop=should_stop,
+    )
+    try:
+        return train(config, deps, train_samples, eval_samples, start_step=start_step, cursor=cursor)
+    finally:
+        sampler.close()
+
+
+def _make_policy_sampler(config: RunConfig, model_path: Path) -> tuple[Any, Callable[[Any], None]]:
+    """The sampler and how to push learner weights into it."""
+    from arpo_engine.rollout.factory import make_sampler
+
+    model_cfg = _with_model_path(config, model_path)
+    sampler = make_sampler(model_cfg.model, model_cfg.rollout, seed=config.seed)
+    if hasattr(sampler, "model"):
+        return sampler, lambda model: None  # the learner trains the sampler's own model object
+    return sampler, lambda model: sampler.update_weights(model.state_dict().items())
+
+
+def _with_model_path(config: RunConfig, path: Path) -> RunConfig:
+    raw = config.to_dict()
+    raw["model"]["path"] = str(path)
+    return RunConfig.from_dict(raw)

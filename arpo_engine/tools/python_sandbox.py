@@ -1,0 +1,515 @@
+"""The `python` tool: model-written code run in a bubblewrap sandbox (ARPO_SPEC.md §1, PRODUCT.md Tools).
+
+The official ARPO code runs the model's Python in a plain subprocess although the paper claims a
+sandbox; this tool really isolates it. Each call gets:
+
+- bwrap as root with fresh net, pid, ipc, uts and cgroup namespaces: no network, no host processes;
+- a root made of read-only binds of /usr (and /lib, /lib64, /bin, /sbin or their symlinks) plus new
+  /proc and /dev; nothing of the host's /etc, /root, /home, /work or /tmp is visible;
+- a fresh size-capped tmpfs at /scratch as cwd, HOME and TMPDIR, gone when the call ends;
+- rlimits (address space, CPU seconds, processes, file size, open files, no core dumps) set by
+  `prlimit`, then `setpriv` drops to an unprivileged uid with no capabilities and no_new_privs;
+- a wall-clock timeout and an output byte cap enforced here, both killing the whole pid namespace.
+
+Why no user namespace: root inside one maps to host root, and root is exempt from RLIMIT_NPROC, so a
+fork bomb would not be stopped. Why a uid per concurrent call: RLIMIT_NPROC counts every process of
+a uid on the host, so sandboxes sharing one uid would eat each other's process budget. Why the
+interpreter is pid 1 (`--as-pid-1`): see `_NamespaceHandle`. Not limited: total memory across the
+sandbox's processes (RLIMIT_AS is per process; a cgroup would be needed), and /dev/shm is read-only,
+so `multiprocessing` locks are unavailable.
+
+Every failure comes back as a `ToolResult` with `error` set; `run` never raises.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import queue
+import random
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from arpo_engine.tools.base import ToolResult, function_schema
+
+BWRAP = "/usr/bin/bwrap"
+SETPRIV = "/usr/bin/setpriv"
+PRLIMIT = "/usr/bin/prlimit"
+INTERPRETER = "/usr/bin/python3"
+SCRATCH = "/scratch"
+
+# Sandbox uids: below 61184 (systemd's DynamicUser range) and below 65536, so they exist in the
+# uid map of a typical rootless container too. Nothing on the host owns files under these uids.
+UID_FIRST = 60_000
+UID_COUNT = 1_000
+
+# Linux caps one argv string at 128 KiB (MAX_ARG_STRLEN); the code travels as one.
+MAX_CODE_BYTES = 100_000
+STDERR_TAIL_BYTES = 4_000
+KILL_GRACE_S = 5.0
+
+DEFAULT_DESCRIPTION = (
+    "Run a Python 3 program in a fresh sandbox and return what it prints. No network and no files "
+    "from earlier calls. The value of a bare final expression is printed. Use print() for results."
+)
+
+# Runs inside the sandbox as the interpreter's `-c` program; the user code is argv[1]. It keeps
+# tracebacks free of its own frames, shows source lines in them, and prints the value of a bare
+# last expression like a notebook cell would (the paper's python tool shows it too).
+_RUNNER = r"""
+import ast, linecache, sys, traceback
+try:  # if the host runs out of memory, the kernel should kill sandbox code first
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write("1000")
+except OSError:
+    pass
+src = sys.argv[1]
+sys.argv = ["main.py"]
+fn = "main.py"
+linecache.cache[fn] = (len(src), None, src.splitlines(True), fn)
+env = {"__name__": "__main__", "__file__": fn, "__builtins__": __builtins__}
+try:
+    tree = ast.parse(src, fn)
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    exec(compile(tree, fn, "exec"), env)
+    if last is not None:
+        value = eval(compile(last, fn, "eval"), env)
+        if value is not None:
+            print(repr(value))
+except SystemExit:
+    raise
+except BaseException as exc:
+    # A SyntaxError's own message points at the line; the frames above it are the runner's.
+    syntax = isinstance(exc, SyntaxError)
+    tb = None if syntax or exc.__traceback__ is None else exc.__traceback__.tb_next
+    traceback.print_exception(type(exc), exc, tb)
+    sys.exit(1)
+"""
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    timeout_s: float = 10.0
+    """Wall-clock seconds before the whole sandbox is killed."""
+    cpu_s: float | None = None
+    """CPU seconds per process (RLIMIT_CPU); defaults to `timeout_s`."""
+    memory_mb: int = 512
+    """Address space per process (RLIMIT_AS), in MiB."""
+    max_processes: int = 32
+    """Processes and threads the sandbox uid may have at once (RLIMIT_NPROC)."""
+    max_output_bytes: int = 16_384
+    """stdout + stderr bytes read before the sandbox is killed and the output cut."""
+    scratch_mb: int = 64
+    """Size of the /scratch tmpfs, and the largest file a process may write (RLIMIT_FSIZE), in MiB."""
+    max_open_files: int = 64
+    """Open file descriptors per process (RLIMIT_NOFILE)."""
+
+    def __post_init__(self) -> None:
+        for name in ("timeout_s", "memory_mb", "max_processes", "max_output_bytes", "scratch_mb"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"python tool option {name} must be positive, got {getattr(self, name)!r}")
+        if self.cpu_s is not None and self.cpu_s <= 0:
+            raise ValueError(f"python tool option cpu_s must be positive, got {self.cpu_s!r}")
+        if self.max_open_files < 16:
+            raise ValueError("python tool option max_open_files must be at least 16")
+
+    @property
+    def cpu_seconds(self) -> int:
+        return max(1, round(self.cpu_s if self.cpu_s is not None else self.timeout_s))
+
+
+@dataclass(frozen=True)
+class SandboxRun:
+    """What one sandboxed process did, before it is turned into an observation."""
+
+    stdout: bytes
+    stderr: bytes
+    exit_code: int | None
+    timed_out: bool
+    output_exceeded: bool
+    elapsed_s: float
+
+
+class PythonTool:
+    """`kind: python`. Thread-safe: each call is its own sandbox with its own uid."""
+
+    primary_argument = "code"
+
+    def __init__(
+        self,
+        name: str = "python",
+        *,
+        limits: SandboxLimits | None = None,
+        description: str | None = None,
+        schema: Mapping[str, Any] | None = None,
+    ) -> None:
+        check_sandbox_prerequisites()
+        self.name = name
+        self.limits = limits or SandboxLimits()
+        self._description = description or DEFAULT_DESCRIPTION
+        self._schema = schema
+
+    def schema(self) -> dict[str, Any]:
+        if self._schema is not None:
+            return copy.deepcopy(dict(self._schema))
+        code = {"type": "string", "description": "Python 3 source code to run."}
+        return function_schema(self.name, self._description, {"code": code}, ["code"])
+
+    def run(self, arguments: Mapping[str, Any]) -> ToolResult:
+        started = time.perf_counter()
+        code = arguments.get(self.primary_argument)
+        problem = _argument_problem(code)
+        if problem is not None:
+            return ToolResult(output=problem, error="bad_arguments")
+        assert isinstance(code, str)
+        try:
+            result = run_sandboxed(strip_code_fences(code), self.limits)
+        except Exception as exc:  # e.g. bwrap could not be started: report, never raise into the loop
+            return ToolResult(output=f"The sandbox failed to start: {exc}", error="sandbox")
+        return observe(result, self.limits, latency_ms=(time.perf_counter() - started) * 1000)
+
+
+def check_sandbox_prerequisites(bwrap: str = BWRAP) -> None:
+    """Fail at construction, with the fix, rather than on every call."""
+    if not os.access(bwrap, os.X_OK):
+        raise RuntimeError(f"The python tool needs bubblewrap at {bwrap}: apt-get install bubblewrap")
+    for tool in (SETPRIV, PRLIMIT, INTERPRETER):
+        if not os.access(tool, os.X_OK):
+            raise RuntimeError(f"The python tool needs {tool} (util-linux / python3 system packages)")
+    if os.geteuid() != 0:
+        # Only root can both skip the user namespace and switch to the sandbox uid (module docstring).
+        raise RuntimeError("The python tool's sandbox must be started as root; it drops privileges itself")
+
+
+def strip_code_fences(code: str) -> str:
+    """Models often wrap code in ```python fences even inside a <python> tag."""
+    text = code.strip()
+    if not text.startswith("```"):
+        return code
+    lines = text.split("\n")
+    body = lines[1:]
+    if body and body[-1].strip() == "```":
+        body = body[:-1]
+    return "\n".join(body)
+
+
+def _argument_problem(code: Any) -> str | None:
+    if not isinstance(code, str):
+        return "The python tool needs a `code` argument holding Python source as a string."
+    if not code.strip():
+        return "The python tool got empty code; write the program to run."
+    if "\x00" in code:
+        return "The code contains a NUL character, which Python source cannot contain."
+    if len(code.encode()) > MAX_CODE_BYTES:
+        return f"The code is longer than {MAX_CODE_BYTES} bytes; shorten it."
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Running one sandbox
+
+
+def run_sandboxed(code: str, limits: SandboxLimits) -> SandboxRun:
+    """Run `code` under /usr/bin/python3 in a new sandbox and collect its capped output."""
+    with _UIDS.lease() as uid:
+        info_read, info_write = os.pipe()
+        started = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                sandbox_argv(code, limits, uid=uid, info_fd=info_write),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(info_write,),
+                start_new_session=True,
+                env={"PATH": "/usr/bin:/bin"},
+            )
+        except BaseException:
+            os.close(info_read)
+            raise
+        finally:
+            os.close(info_write)
+        with proc, _NamespaceHandle(proc, info_read) as namespace:
+            return _collect(proc, namespace, limits, started)
+
+
+def sandbox_argv(code: str, limits: SandboxLimits, *, uid: int, info_fd: int) -> list[str]:
+    """bwrap -> prlimit -> setpriv -> python3; see the module docstring for why each step."""
+    scratch_bytes = limits.scratch_mb * 1024 * 1024
+    memory_bytes = limits.memory_mb * 1024 * 1024
+    return [
+        BWRAP,
+        *_root_filesystem(),
+        "--proc", "/proc",
+        "--dev", "/dev",
+        "--perms", "1777", "--size", str(scratch_bytes), "--tmpfs", SCRATCH,
+        "--chdir", SCRATCH,
+        "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+        "--hostname", "sandbox",
+        "--die-with-parent", "--new-session", "--as-pid-1",
+        "--clearenv",
+        "--setenv", "PATH", "/usr/bin:/bin",
+        "--setenv", "HOME", SCRATCH,
+        "--setenv", "TMPDIR", SCRATCH,
+        "--setenv", "LANG", "C.UTF-8",
+        "--info-fd", str(info_fd),
+        PRLIMIT,
+        f"--as={memory_bytes}",
+        # Soft = hard: pid 1 ignores SIGXCPU, so the limit must be the kernel's SIGKILL.
+        f"--cpu={limits.cpu_seconds}",
+        f"--nproc={limits.max_processes}",
+        f"--fsize={scratch_bytes}",
+        f"--nofile={limits.max_open_files}",
+        "--core=0",
+        "--",
+        SETPRIV,
+        f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+        "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs",
+        "--",
+        INTERPRETER, "-I", "-B", "-u", "-c", _RUNNER, code,
+    ]  # fmt: skip
+
+
+def _root_filesystem() -> list[str]:
+    """Read-only /usr; /lib, /lib64, /bin, /sbin as the host has them (merged-/usr symlinks or dirs)."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/lib", "/lib64", "/bin", "/sbin"):
+        path = Path(top)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), top]
+        elif path.is_dir():
+            args += ["--ro-bind", top, top]
+    return args
+
+
+class _UidPool:
+    """Hands each running sandbox its own uid; blocks when all are in use."""
+
+    def __init__(self, first: int, count: int) -> None:
+        uids = list(range(first, first + count))
+        # Shuffled so two worker processes on one host rarely pick the same uid at the same time.
+        random.Random(os.getpid() ^ time.monotonic_ns()).shuffle(uids)
+        self._free: queue.Queue[int] = queue.Queue()
+        for uid in uids:
+            self._free.put(uid)
+
+    @contextmanager
+    def lease(self) -> Iterator[int]:
+        uid = self._free.get()
+        try:
+            yield uid
+        finally:
+            self._free.put(uid)
+
+
+_UIDS = _UidPool(UID_FIRST, UID_COUNT)
+
+
+class _NamespaceHandle:
+    """The sandbox's pid 1 (the interpreter, thanks to --as-pid-1), pinned by a pidfd.
+
+    When pid 1 of a pid namespace dies, the kernel kills and reaps everything inside before pid 1
+    becomes a zombie, and bwrap exits only after reaping pid 1: so once bwrap has exited, no sandbox
+    process is left and the uid is free. (bwrap's own init would break this: bwrap exits as soon as
+    the command does, while init and the namespace are torn down later.) Killing through the pidfd
+    can never hit a recycled pid.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes], info_read: int) -> None:
+        self._proc = proc
+        child = _read_child_pid(info_read)
+        self._pidfd = _open_child_pidfd(child, proc.pid) if child is not None else None
+
+    def __enter__(self) -> _NamespaceHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc.poll() is None:
+            self.kill()
+        try:
+            self._proc.wait(timeout=KILL_GRACE_S)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+
+    def kill(self) -> None:
+        if self._pidfd is not None:
+            with suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        else:  # no pidfd means pid 1 was already reaped: only bwrap can be left
+            with suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+
+
+def _read_child_pid(info_read: int) -> int | None:
+    """bwrap writes {"child-pid": N} to --info-fd right after cloning, then closes it (EOF)."""
+    with os.fdopen(info_read, "rb") as info:
+        data = info.read()
+    try:
+        pid = json.loads(data)["child-pid"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return pid if isinstance(pid, int) and pid > 1 else None
+
+
+def _open_child_pidfd(pid: int, parent: int) -> int | None:
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return None  # already gone
+    # Checked after opening: if `pid` is still bwrap's child now, the pidfd pins that very process.
+    if _parent_pid(pid) != parent:
+        os.close(pidfd)
+        return None
+    return pidfd
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name in field 2 may contain spaces and parentheses; fields after the last ")" don't.
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _collect(
+    proc: subprocess.Popen[bytes], namespace: _NamespaceHandle, limits: SandboxLimits, started: float
+) -> SandboxRun:
+    """Read stdout/stderr until EOF, the byte cap or the deadline, killing the sandbox on the latter two."""
+    assert proc.stdout is not None and proc.stderr is not None
+    buffers: dict[int, bytearray] = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
+    deadline = started + limits.timeout_s
+    timed_out = exceeded = False
+    sel = selectors.DefaultSelector()
+    for fd in buffers:
+        sel.register(fd, selectors.EVENT_READ)
+    try:
+        while sel.get_map() and not exceeded:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            for key, _ in sel.select(timeout=remaining):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fd)
+                    continue
+                buffers[key.fd] += chunk
+            exceeded = sum(len(b) for b in buffers.values()) > limits.max_output_bytes
+    finally:
+        sel.close()
+    exit_code = None
+    if not (timed_out or exceeded):
+        # Pipes at EOF, yet a process may live on with them closed: it still gets the deadline.
+        exit_code = _wait_until(proc, deadline)
+        timed_out = exit_code is None
+    if exit_code is None:
+        namespace.kill()  # the `with` block in run_sandboxed waits until the namespace is gone
+    return SandboxRun(
+        stdout=bytes(buffers[proc.stdout.fileno()]),
+        stderr=bytes(buffers[proc.stderr.fileno()]),
+        exit_code=exit_code,
+        timed_out=timed_out,
+        output_exceeded=exceeded,
+        elapsed_s=time.monotonic() - started,
+    )
+
+
+def _wait_until(proc: subprocess.Popen[bytes], deadline: float) -> int | None:
+    try:
+        return proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Turning a run into what the model reads
+
+_SANDBOX_SETUP_PREFIXES = (b"bwrap:", b"prlimit:", b"setpriv:")
+_SIGNAL_EXIT_BASE = 128  # bwrap exits with 128 + N when its command dies of signal N
+
+
+def classify(run: SandboxRun, limits: SandboxLimits) -> str | None:
+    """The machine-readable error of a run, or None when it succeeded."""
+    if run.timed_out:
+        return "timeout"
+    if run.exit_code == 0:
+        return None
+    # Tracebacks name the limit that was hit better than the exit code can.
+    if b"BlockingIOError" in run.stderr or b"can't start new thread" in run.stderr:
+        return "process_limit"
+    if b"MemoryError" in run.stderr:
+        return "memory"
+    if run.output_exceeded:
+        return "output_limit"
+    if run.stderr.startswith(_SANDBOX_SETUP_PREFIXES):
+        return "sandbox"
+    if _hit_cpu_limit(run, limits):
+        return "timeout"
+    if run.exit_code is not None and run.exit_code > _SIGNAL_EXIT_BASE:
+        return "crash"
+    return "exit_code"
+
+
+def _hit_cpu_limit(run: SandboxRun, limits: SandboxLimits) -> bool:
+    # RLIMIT_CPU ends pid 1 with SIGKILL. CPU time grows at most (cores x wall time), so an earlier
+    # SIGKILL was something else: the OOM killer.
+    killed = run.exit_code == _SIGNAL_EXIT_BASE + signal.SIGKILL
+    return killed and run.elapsed_s * (os.cpu_count() or 1) >= limits.cpu_seconds
+
+
+def _note(error: str | None, run: SandboxRun, limits: SandboxLimits) -> str:
+    if error == "timeout" and _hit_cpu_limit(run, limits):
+        return f"[killed: used more than {limits.cpu_seconds} s of CPU time]"
+    code = run.exit_code if run.exit_code is not None else -1
+    notes = {
+        None: "",
+        "timeout": f"[killed: still running after {limits.timeout_s:g} s]",
+        "process_limit": f"[error: process limit reached, at most {limits.max_processes} processes]",
+        "memory": f"[error: out of memory, the limit is {limits.memory_mb} MB]",
+        "output_limit": f"[killed: output exceeded {limits.max_output_bytes} bytes, cut here]",
+        "sandbox": "[error: the sandbox failed to start]",
+        "crash": f"[crashed: {_signal_name(code - _SIGNAL_EXIT_BASE)}]",
+        "exit_code": f"[exit code {code}]",
+    }
+    return notes[error]
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def observe(run: SandboxRun, limits: SandboxLimits, *, latency_ms: float) -> ToolResult:
+    """stdout first, then the tail of stderr, then a one-line note on how the run ended."""
+    error = classify(run, limits)
+    stdout = run.stdout[: limits.max_output_bytes].decode("utf-8", errors="replace")
+    tail_bytes = min(STDERR_TAIL_BYTES, limits.max_output_bytes)
+    stderr = run.stderr[-tail_bytes:].decode("utf-8", errors="replace")
+    parts = [p.rstrip("\n") for p in (stdout, stderr, _note(error, run, limits)) if p.strip()]
+    output = "\n".join(parts) if parts else "(no output: use print() to show values)"
+    cut = len(run.stdout) > limits.max_output_bytes or len(run.stderr) > tail_bytes
+    truncated = run.output_exceeded or cut
+    details = {
+        "exit_code": run.exit_code,
+        "elapsed_s": round(run.elapsed_s, 4),
+        "stdout_bytes": len(run.stdout),
+        "stderr_bytes": len(run.stderr),
+    }
+    return ToolResult(output=output, error=error, latency_ms=latency_ms, truncated=truncated, details=details)
