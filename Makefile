@@ -7,18 +7,19 @@ DEPS := $(VENV)/.deps-installed
 APT_STAMP := var/.apt-installed
 MODEL := var/models/smollm2-135m/config.json
 DEMO := var/demo/train.jsonl
+MODEL_SFT := var/models/smollm2-135m-demo-sft/config.json
 PYTEST_ARGS ?=
 
 export PYTHONUNBUFFERED := 1
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test test-fast lint deps model demo-data bench clean
+.PHONY: run test test-fast lint deps model model-sft demo-data bench clean
 
-run: deps model demo-data
+run: deps model demo-data model-sft
 	$(BIN)/python -m arpo_engine rollout configs/demo_rollout.yaml
 
-test: deps model demo-data
+test: deps model demo-data model-sft
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: deps model demo-data
@@ -56,7 +57,12 @@ demo-data: $(DEMO)
 $(DEMO): $(DEPS)
 	$(BIN)/python -m arpo_engine.demo generate --out var/demo
 
-bench: deps model demo-data
+# The SFT cold start of the demo task, once: the base model never calls a tool without it.
+model-sft: $(MODEL_SFT)
+$(MODEL_SFT): $(MODEL) $(DEMO) configs/demo_sft.yaml
+	$(BIN)/python -m arpo_engine sft configs/demo_sft.yaml --out var/models/smollm2-135m-demo-sft
+
+bench: deps model demo-data model-sft
 	$(BIN)/python bench/rollout.py
 
 clean:

@@ -156,6 +156,9 @@ class OptimConfig:
     """Prompts per optimizer update (paper: 16, i.e. 8 updates per step)."""
     micro_batch_tokens: int = 8192
     """Tokens per forward/backward before accumulating gradients; bounds memory."""
+    trainable_layers: int = 0
+    """Train only the top this-many transformer blocks (and the final norm); 0 trains every parameter.
+    Backward then stops at the lowest trainable block, which roughly halves a step's cost on a CPU."""
     lora_rank: int = 0
     """LoRA rank via peft; 0 trains all parameters."""
     lora_alpha: int = 32
@@ -174,6 +177,8 @@ class SFTConfig:
     """Demonstrations per optimizer update."""
     max_examples: int = 0
     """Use at most this many demonstrations; 0 = all."""
+    max_tokens: int = 0
+    """Skip demonstrations longer than this many tokens (prompt included); 0 = keep all."""
 
 
 @dataclass(frozen=True)
@@ -401,7 +406,9 @@ def _resolve_paths(raw: Any, base: Path) -> Any:
     if isinstance(raw, Mapping):
         out = {}
         for k, v in raw.items():
-            if k in _PATH_KEYS and isinstance(v, str) and v and not Path(v).is_absolute():
+            relative = isinstance(v, str) and v and not Path(v).is_absolute()
+            # model.path may also be a bundled model's name, so only an explicit ./ or ../ marks a folder
+            if relative and (k in _PATH_KEYS or (k == "path" and v.startswith(("./", "../")))):
                 v = str((base / v).resolve())
             out[k] = _resolve_paths(v, base)
         return out

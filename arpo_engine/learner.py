@@ -94,6 +94,27 @@ def micro_batches(batch: Sequence[TrainSequence], max_tokens: int) -> Iterator[l
         yield current
 
 
+def freeze_lower_layers(model: Any, trainable_layers: int) -> None:
+    """Leave only the top `trainable_layers` decoder blocks and the final norm trainable (0 = all)."""
+    if trainable_layers <= 0:
+        return
+    body = model.base_model
+    layers = getattr(body, "layers", None)
+    if layers is None:
+        raise ValueError("optim.trainable_layers needs a decoder with a `layers` list (Llama, Qwen, Mistral …)")
+    if trainable_layers >= len(layers):
+        return
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for layer in layers[-trainable_layers:]:
+        for p in layer.parameters():
+            p.requires_grad_(True)
+    norm = getattr(body, "norm", None)
+    if norm is not None:
+        for p in norm.parameters():
+            p.requires_grad_(True)
+
+
 class Learner:
     def __init__(
         self,
@@ -112,6 +133,7 @@ class Learner:
         self.settings = loss_settings(algorithm)
         self.pad_token_id = pad_token_id
         self.temperature = temperature
+        freeze_lower_layers(model, optim.trainable_layers)
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
 

@@ -73,6 +73,13 @@ def run_sft_stage(
     system = system_prompt_for(config, tools)
     model, tokenizer = load_policy(resolve_model_path(config.model.path))
     examples = [encode_demo(tokenizer, d.messages, d.spans, system) for d in demos]
+    if config.sft.max_tokens:
+        examples = [e for e in examples if len(e.prompt_ids) + len(e.response_ids) <= config.sft.max_tokens]
+        if not examples:
+            raise ConfigError(f"no demonstration fits sft.max_tokens={config.sft.max_tokens}")
+    from arpo_engine.learner import freeze_lower_layers
+
+    freeze_lower_layers(model, config.optim.trainable_layers)
     longest = max(len(e.prompt_ids) + len(e.response_ids) for e in examples)
     log(f"SFT on {len(examples)} demonstrations (longest {longest} tokens), {config.sft.epochs} epochs")
     started = time.perf_counter()

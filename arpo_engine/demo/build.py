@@ -39,7 +39,7 @@ INSTRUCTIONS = (
 
 def tool_configs(corpus_path: str) -> list[ToolConfig]:
     """The demo's tools. The snippet fits a whole document, so the facts are never cut off."""
-    search_options = {"corpus_path": corpus_path, "top_k": 3, "snippet_chars": 300}
+    search_options = {"corpus_path": corpus_path, "top_k": 2, "snippet_chars": 300}
     return [
         ToolConfig(name="search", kind="search", options=search_options),
         ToolConfig(name="python", kind="python"),

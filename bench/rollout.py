@@ -1,0 +1,189 @@
+"""Rollout benchmark (issue: engine I). Run with `make bench` or `.venv/bin/python bench/rollout.py`.
+
+Side by side in one process, one vLLM engine, the same prompts and seed:
+1. the agent loop's generation speed vs plain `vllm` generate of exactly the same token counts
+   (each path's own model tokens, ignore_eos), tool time reported apart;
+2. GRPO (N = M, no branching) vs ARPO (N < M, entropy branching) at equal M: tokens generated,
+   tokens prefilled (all context vs context not yet in the prefix cache), tool calls, wall time;
+3. sandboxed Python call latency p50/p99.
+Prints a markdown report and writes JSON beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def _config(base: Any, *, branching: bool, group_size: int, initial: int) -> Any:
+    from arpo_engine.config import RunConfig
+
+    raw = base.to_dict()
+    raw["rollout"]["group_size"] = group_size
+    raw["rollout"]["initial_samples"] = initial if branching else group_size
+    raw["branching"]["enabled"] = branching
+    return RunConfig.from_dict(raw).validate()
+
+
+def _loop(samples: list[Any], config: Any, sampler: Any, tools: Any, seed: int) -> Any:
+    from arpo_engine.rollout.agent import RolloutDeps, run_rollouts
+    from arpo_engine.rollout.formats import get_format
+
+    deps = RolloutDeps(sampler, tools, get_format(config.rollout.call_format), random.Random(seed))
+    started = time.perf_counter()
+    batch = run_rollouts(samples, config, deps)
+    return batch, time.perf_counter() - started
+
+
+def _plain_generate(sampler: Any, batch: Any, logprobs: int) -> tuple[int, float]:
+    """vLLM generate of the same number of model tokens per path, from each prompt, in one batch."""
+    from vllm import SamplingParams, TokensPrompt
+
+    prompts, params = [], []
+    for group in batch.groups:
+        for path in group.paths:
+            own = sum(path.mask[path.fork_boundary or 0 :])
+            if own:
+                prompts.append(TokensPrompt(prompt_token_ids=group.prompt_ids))
+                params.append(SamplingParams(max_tokens=own, ignore_eos=True, temperature=1.0, logprobs=logprobs, seed=len(params)))
+    started = time.perf_counter()
+    outs = sampler.llm.generate(prompts, params, use_tqdm=False)
+    elapsed = time.perf_counter() - started
+    return sum(len(o.outputs[0].token_ids) for o in outs), elapsed
+
+
+def _row(name: str, m: dict[str, float], wall: float) -> dict[str, float | str]:
+    return {
+        "config": name,
+        "paths": m["rollout/paths"],
+        "tool_calls": m["tools/calls_total"],
+        "tool_calls_per_traj": m["tools/calls_per_traj"],
+        "forks": m["branch/forks"],
+        "supplements": m["branch/supplements"],
+        "tokens_generated": m["rollout/tokens_generated"],
+        "tokens_prefilled_all": m["rollout/tokens_prefilled"],
+        "tokens_prefilled_uncached": m["rollout/tokens_prefilled_uncached"],
+        "rounds": m["rollout/rounds"],
+        "wall_s": wall,
+        "tool_s": m["time/tools_s"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(ROOT / "configs" / "demo_rollout.yaml"))
+    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--group-size", type=int, default=8)
+    parser.add_argument("--initial", type=int, default=4, help="ARPO's N")
+    parser.add_argument("--seeds", type=int, default=2, help="repeat GRPO vs ARPO over this many seeds")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "bench_rollout.json"))
+    args = parser.parse_args()
+
+    from arpo_engine.config import load_config
+    from arpo_engine.data import load_samples
+    from arpo_engine.rollout.factory import make_sampler
+    from arpo_engine.tools.registry import build_tools
+    from sandbox import measure_sandbox_latency
+
+    base = load_config(args.config)
+    samples = load_samples(base.data.train_path)[: args.prompts]
+    tools = build_tools(base.tools)
+    t0 = time.perf_counter()
+    sampler = make_sampler(base.model, base.rollout, seed=base.seed)
+    startup = time.perf_counter() - t0
+    report: dict[str, Any] = {"model": base.model.path, "prompts": args.prompts, "M": args.group_size,
+                              "N_arpo": args.initial, "vllm_startup_s": startup}
+    try:
+        grpo = _config(base, branching=False, group_size=args.group_size, initial=args.initial)
+        arpo = _config(base, branching=True, group_size=args.group_size, initial=args.initial)
+        _loop(samples[:1], grpo, sampler, tools, seed=99)  # warm-up: compile paths, fill caches
+
+        # 1. loop vs plain generate, same token counts
+        batch, wall = _loop(samples, grpo, sampler, tools, seed=0)
+        m = batch.metrics
+        model_s = wall - m["time/tools_s"]
+        plain_tokens, plain_s = _plain_generate(sampler, batch, base.rollout.entropy_top_k)
+        report["loop_vs_plain"] = {
+            "loop_tokens": m["rollout/tokens_generated"],
+            "loop_wall_s": wall,
+            "loop_tool_s": m["time/tools_s"],
+            "loop_tok_s_excl_tools": m["rollout/tokens_generated"] / model_s,
+            "loop_tok_s_incl_tools": m["rollout/tokens_generated"] / wall,
+            "plain_tokens": plain_tokens,
+            "plain_s": plain_s,
+            "plain_tok_s": plain_tokens / plain_s,
+            "ratio_excl_tools": (m["rollout/tokens_generated"] / model_s) / (plain_tokens / plain_s),
+            "rounds": m["rollout/rounds"],
+        }
+
+        # 2. GRPO vs ARPO at equal M, interleaved over seeds
+        rows = []
+        for seed in range(args.seeds):
+            for name, cfg in (("GRPO", grpo), ("ARPO", arpo)):
+                batch, wall = _loop(samples, cfg, sampler, tools, seed=seed)
+                row = _row(name, batch.metrics, wall)
+                row["seed"] = seed
+                rows.append(row)
+        report["grpo_vs_arpo"] = rows
+    finally:
+        sampler.close()
+
+    # 3. sandbox latency
+    report["sandbox"] = measure_sandbox_latency(100)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    print(render(report))
+    print(f"\nJSON written to {args.out}")
+    return 0
+
+
+def render(r: dict[str, Any]) -> str:
+    lv = r["loop_vs_plain"]
+    lines = [
+        f"model {r['model']}, {r['prompts']} prompts, M={r['M']}, ARPO N={r['N_arpo']}; vLLM start-up {r['vllm_startup_s']:.0f} s",
+        "",
+        "| | tokens | seconds | tok/s |",
+        "|---|---|---|---|",
+        f"| agent loop, excl. tool time | {lv['loop_tokens']:.0f} | {lv['loop_wall_s'] - lv['loop_tool_s']:.1f} | {lv['loop_tok_s_excl_tools']:.0f} |",
+        f"| agent loop, incl. tool time ({lv['loop_tool_s']:.1f} s) | {lv['loop_tokens']:.0f} | {lv['loop_wall_s']:.1f} | {lv['loop_tok_s_incl_tools']:.0f} |",
+        f"| plain vLLM generate, same lengths | {lv['plain_tokens']:.0f} | {lv['plain_s']:.1f} | {lv['plain_tok_s']:.0f} |",
+        f"| **ratio loop / plain (excl. tools)** | | | **{lv['ratio_excl_tools']:.2f}×** |",
+        "",
+        "| config | seed | paths | tool calls | calls/traj | forks | supplements | generated | prefilled (all) | prefilled (uncached) | rounds | wall s | tool s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in r["grpo_vs_arpo"]:
+        lines.append(
+            f"| {row['config']} | {row['seed']} | {row['paths']:.0f} | {row['tool_calls']:.0f} | {row['tool_calls_per_traj']:.2f} | "
+            f"{row['forks']:.0f} | {row['supplements']:.0f} | {row['tokens_generated']:.0f} | {row['tokens_prefilled_all']:.0f} | "
+            f"{row['tokens_prefilled_uncached']:.0f} | {row['rounds']:.0f} | {row['wall_s']:.1f} | {row['tool_s']:.1f} |"
+        )
+    by = {name: [x for x in r["grpo_vs_arpo"] if x["config"] == name] for name in ("GRPO", "ARPO")}
+    if by["GRPO"] and by["ARPO"]:
+        def mean(name: str, key: str) -> float:
+            return statistics.fmean(float(x[key]) for x in by[name])
+
+        lines.append("")
+        lines.append(
+            f"ARPO / GRPO (mean over seeds): tool calls {mean('ARPO', 'tool_calls') / mean('GRPO', 'tool_calls'):.2f}×, "
+            f"generated tokens {mean('ARPO', 'tokens_generated') / mean('GRPO', 'tokens_generated'):.2f}×, "
+            f"uncached prefill {mean('ARPO', 'tokens_prefilled_uncached') / mean('GRPO', 'tokens_prefilled_uncached'):.2f}×, "
+            f"wall time {mean('ARPO', 'wall_s') / mean('GRPO', 'wall_s'):.2f}×"
+        )
+    s = r["sandbox"]
+    lines.append("")
+    lines.append(f"sandboxed python call (print(1)), 100 calls: p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms, mean {s['mean_ms']:.1f} ms")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
