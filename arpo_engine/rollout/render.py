@@ -63,7 +63,8 @@ def format_group(group: RolloutGroup, *, width: int = 100, rewards: Mapping[int,
         pad = "  " + "   " * depth
         reward = f" · reward {rewards[path.id]:+.2f}" if rewards and path.id in rewards else ""
         out.append(f"{pad}├─ {_header(path)}{reward}")
-        out.extend(f"{pad}│  {line}" for line in _events(path, width - len(pad)))
+        for event in _events(path, width - len(pad)):
+            out.extend(f"{pad}│  {line}" for line in event.splitlines())
         for child in children.get(path.id, []):
             walk(child, depth + 1)
 
