@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from arpo_engine.config import ModelConfig, RolloutConfig
 from arpo_engine.models import resolve_model_path
-from arpo_engine.rollout.sampler import Sampler
+
+if TYPE_CHECKING:  # both implement the Sampler protocol; the union also exposes update_weights
+    from arpo_engine.rollout.hf_sampler import TransformersSampler
+    from arpo_engine.rollout.vllm_sampler import VLLMSampler
 
 
-def make_sampler(model: ModelConfig, rollout: RolloutConfig, *, seed: int) -> Sampler:
+def make_sampler(model: ModelConfig, rollout: RolloutConfig, *, seed: int) -> TransformersSampler | VLLMSampler:
     """The sampler named by `rollout.sampler`, on the model `model.path` resolves to."""
     path = resolve_model_path(model.path)
     if rollout.sampler == "vllm":
