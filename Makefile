@@ -20,6 +20,8 @@ run: deps model demo-data model-sft
 	$(BIN)/python -m arpo_engine rollout configs/demo_rollout.yaml
 
 test: deps model demo-data model-sft
+	$(BIN)/ruff check arpo_engine tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: deps model demo-data
