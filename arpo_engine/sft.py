@@ -114,7 +114,7 @@ def run_sft(
         optimizer.step()
         elapsed = time.perf_counter() - started
         metrics = {
-            "sft/loss": float(loss),
+            "sft/loss": float(loss.detach()),
             "grad/norm": float(norm),
             "sft/tokens": float(tokens),
             "throughput/train_tok_s": sum(len(e.prompt_ids) + len(e.response_ids) for e in batch) / elapsed,
