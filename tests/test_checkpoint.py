@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
 from arpo_engine.checkpoint import (
     COMPLETE,
@@ -410,30 +410,22 @@ def test_lora_resume_rebuilds_the_adapter_on_the_base_model(
 def test_saved_folder_generates_in_vllm(
     tmp_path: Path, tiny_dir: Path, tokenizer: Any, run_config: dict[str, object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    from vllm import LLM, SamplingParams
+    from arpo_engine.models import build_tiny_model
+    from arpo_engine.pipeline import load_policy
+    from arpo_engine.rollout.sampler import GenRequest
+    from arpo_engine.rollout.vllm_sampler import VLLMSampler
 
-    # The CPU attention kernels need a head size of at least 32, so this tiny model is wider than
-    # build_tiny_model's (head size 16).
-    config = LlamaConfig(
-        vocab_size=49152,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        head_dim=32,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
+    # build_tiny_model's head size (32) is the smallest the CPU attention kernels take.
+    model, _ = load_policy(build_tiny_model(tmp_path / "tiny-vllm", seed=0))
     folder = CheckpointManager(tmp_path, "r1").save(1, model, tokenizer, run_config=run_config)
 
-    llm = LLM(model=str(folder), gpu_memory_utilization=0.2, max_model_len=512)
-    params = SamplingParams(max_tokens=5, temperature=0.0, ignore_eos=True)
-    messages: list[Any] = [{"role": "user", "content": "What is 2 + 2?"}]
-    out = llm.chat(messages, params)
+    sampler = VLLMSampler(folder, max_model_len=512, memory_fraction=0.05, seed=0)
+    try:
+        prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is 2 + 2?"}], tokenize=False,
+                                               add_generation_prompt=True)
+        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        out = sampler.generate([GenRequest(ids, max_tokens=5, seed=0)], temperature=0.0, top_p=1.0)
+    finally:
+        sampler.close()
+    assert 1 <= len(out[0].token_ids) <= 5
 
-    assert len(out[0].outputs[0].token_ids) == 5

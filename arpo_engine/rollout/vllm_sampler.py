@@ -23,7 +23,8 @@ from __future__ import annotations
 import gc
 import os
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,18 +62,19 @@ class VLLMSampler:
             # vLLM leaves torch's thread count alone only when OMP_NUM_THREADS is set.
             os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
         set_num_threads = torch.set_num_threads
-        self.llm: Any = LLM(
-            model=str(model_path),
-            dtype=dtype,
-            max_model_len=max_model_len,
-            enable_prefix_caching=enable_prefix_caching,
-            seed=seed,
-            enforce_eager=on_cpu if enforce_eager is None else enforce_eager,
-            max_logprobs=max(20, entropy_top_k),
-            logprobs_mode="raw_logprobs",  # the model's distribution, not the temperature-scaled one
-            disable_log_stats=False,  # keeps the prefix-cache counters readable
-            **memory,
-        )
+        with _llvmlite_lib_hidden():
+            self.llm: Any = LLM(
+                model=str(model_path),
+                dtype=dtype,
+                max_model_len=max_model_len,
+                enable_prefix_caching=enable_prefix_caching,
+                seed=seed,
+                enforce_eager=on_cpu if enforce_eager is None else enforce_eager,
+                max_logprobs=max(20, entropy_top_k),
+                logprobs_mode="raw_logprobs",  # the model's distribution, not the temperature-scaled one
+                disable_log_stats=False,  # keeps the prefix-cache counters readable
+                **memory,
+            )
         torch.set_num_threads = set_num_threads  # the CPU worker patched it into a no-op
         self.tokenizer: Any = self.llm.get_tokenizer()
         self.vocab_size = int(self.llm.llm_engine.model_config.get_vocab_size())
@@ -209,3 +211,22 @@ def _node_memory_bytes() -> int:
         return int(get_memory_node_info(0).total_memory)
     except (ImportError, OSError, AttributeError):
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+@contextmanager
+def _llvmlite_lib_hidden() -> Iterator[None]:
+    """Hide llvmlite's lazy `ffi.lib` proxy while vLLM starts.
+
+    vLLM's CPU platform registers kernel overrides by scanning every attribute of every imported module
+    and calling vars() on it; that proxy (imported through numba, which bm25s uses) answers with a
+    non-dict and the engine start crashes. Nothing uses llvmlite during the start, so it is put back after.
+    """
+    import sys
+
+    ffi = sys.modules.get("llvmlite.binding.ffi")
+    lib = vars(ffi).pop("lib", None) if ffi is not None else None
+    try:
+        yield
+    finally:
+        if ffi is not None and lib is not None:
+            ffi.lib = lib  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@
 import random
 from pathlib import Path
 
+import bm25s  # noqa: F401  (imported first on purpose: it loads llvmlite, whose proxy once broke vLLM's start)
 import pytest
 
 from arpo_engine.config import RunConfig, load_config
