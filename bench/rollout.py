@@ -89,11 +89,11 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench_rollout.json"))
     args = parser.parse_args()
 
-    from arpo_engine.rollout.factory import make_sampler
     from sandbox import measure_sandbox_latency
 
     from arpo_engine.config import load_config
     from arpo_engine.data import load_samples
+    from arpo_engine.rollout.factory import make_sampler
     from arpo_engine.tools.registry import build_tools
 
     base = load_config(args.config)
