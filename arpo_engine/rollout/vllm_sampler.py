@@ -67,6 +67,10 @@ class VLLMSampler:
                 model=str(model_path),
                 dtype=dtype,
                 max_model_len=max_model_len,
+                # Chunked prefill splits big batches; vLLM then rewinds each split request's seeded
+                # generator, which the CPU generator cannot do ("CPU Generator does not use offset").
+                enable_chunked_prefill=False,
+                max_num_batched_tokens=max(16384, max_model_len),
                 enable_prefix_caching=enable_prefix_caching,
                 seed=seed,
                 enforce_eager=on_cpu if enforce_eager is None else enforce_eager,

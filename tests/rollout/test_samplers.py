@@ -258,6 +258,17 @@ def test_vllm_topk_entropies_are_lower_bounds_of_the_exact_entropies(
 
 
 @pytest.mark.slow
+def test_vllm_seeded_batch_larger_than_one_prefill_step_completes(smol_vllm: VLLMSampler) -> None:
+    # 48 prompts of ~600 tokens exceed one scheduler step's token budget; with chunked prefill on,
+    # vLLM rewound seeded CPU generators and crashed.
+    tok = smol_vllm.tokenizer
+    long_prompt = chat(tok, STORY + " Please write it slowly." * 120)
+    assert 500 < len(long_prompt) < 1000  # 48 of them: well over the 16384-token step budget
+    requests = [GenRequest(long_prompt, 3, seed=i) for i in range(48)]
+    results = smol_vllm.generate(requests, temperature=1.0, top_p=1.0)
+    assert len(results) == 48 and all(1 <= len(r.token_ids) <= 3 for r in results)
+
+
 def test_vllm_same_seed_gives_the_same_sample_whatever_the_batch(smol_vllm: VLLMSampler) -> None:
     tok = smol_vllm.tokenizer
     request = GenRequest(chat(tok, STORY), 10, seed=42)
