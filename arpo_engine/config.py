@@ -160,7 +160,7 @@ class OptimConfig:
     """Train only the top this-many transformer blocks (and the final norm); 0 trains every parameter.
     Backward then stops at the lowest trainable block, which roughly halves a step's cost on a CPU."""
     lora_rank: int = 0
-    """LoRA rank via peft; 0 trains all parameters."""
+    """LoRA rank via peft; 0 trains all parameters (LoRA training is refused until it is wired in)."""
     lora_alpha: int = 32
     """LoRA scaling numerator."""
 
@@ -253,6 +253,9 @@ class RunConfig:
             raise ConfigError("branching.beam_width (Z) must be at least 2: a fork adds Z-1 paths")
         if not 0 <= b.consecutive_penalty < 1:
             raise ConfigError("branching.consecutive_penalty must be in [0, 1)")
+        if self.optim.lora_rank:
+            # Refused rather than ignored: LoRA training and its resume path are not wired in yet.
+            raise ConfigError("optim.lora_rank: LoRA training is not supported yet; set it to 0")
         if self.model.max_model_len <= self.data.max_prompt_tokens:
             raise ConfigError("model.max_model_len must exceed data.max_prompt_tokens")
         names = [t.name for t in self.tools]

@@ -84,3 +84,8 @@ def test_invalid_yaml_is_a_config_error(tmp_path):
     cfg_file.write_text("rollout: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(cfg_file)
+
+
+def test_lora_is_refused_until_it_is_supported_rather_than_silently_ignored():
+    with pytest.raises(ConfigError, match="lora_rank"):
+        RunConfig.from_dict({"optim": {"lora_rank": 8}}).validate()

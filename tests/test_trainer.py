@@ -175,3 +175,18 @@ def test_killed_run_resumes_from_its_last_checkpoint_and_matches_an_uninterrupte
         weights[mode] = load_file(str(latest / "model.safetensors"))
     for name, tensor in weights["straight"].items():
         assert torch.equal(tensor, weights["killed"][name]), f"{name} differs after resume"
+
+
+@pytest.mark.slow
+def test_one_step_with_the_vllm_sampler_pushes_new_weights_into_the_running_engine(tmp_path, tiny_dir):
+    write_data(tmp_path)
+    config = load_config(write_config(tmp_path, tiny_dir, train__steps=1, train__eval_every=0,
+                                      rollout={"sampler": "vllm", "group_size": 4, "initial_samples": 2,
+                                               "max_response_tokens": 12, "max_tool_calls": 1,
+                                               "memory_fraction": 0.05}))
+    history: list[dict] = []
+    result = run_training(config, log=lambda _: None, sink=lambda step, m: history.append(m))
+    assert result.steps_done == 1
+    assert history[-1]["train/sequences"] > 0
+    assert history[-1]["time/sync_s"] > 0  # the learner's weights went into the vLLM engine
+    assert history[-1]["entropy/token_mean"] > 0
