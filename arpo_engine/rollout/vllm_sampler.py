@@ -56,9 +56,12 @@ class VLLMSampler:
         from vllm.platforms import current_platform
 
         on_cpu = current_platform.is_cpu()
-        memory: dict[str, Any] = {"gpu_memory_utilization": memory_fraction}
+        engine_args: dict[str, Any] = {"gpu_memory_utilization": memory_fraction}
         if on_cpu:
-            memory["kv_cache_memory_bytes"] = _cpu_kv_cache_bytes(Path(model_path), memory_fraction)
+            engine_args["kv_cache_memory_bytes"] = _cpu_kv_cache_bytes(Path(model_path), memory_fraction)
+            # The CPU default is 128-token blocks: every continuation after a tool result would
+            # recompute up to 127 cached tokens. 32 is the smallest block the CPU kernels take.
+            engine_args["block_size"] = 32
             # vLLM leaves torch's thread count alone only when OMP_NUM_THREADS is set.
             os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
         set_num_threads = torch.set_num_threads
@@ -77,7 +80,7 @@ class VLLMSampler:
                 max_logprobs=max(20, entropy_top_k),
                 logprobs_mode="raw_logprobs",  # the model's distribution, not the temperature-scaled one
                 disable_log_stats=False,  # keeps the prefix-cache counters readable
-                **memory,
+                **engine_args,
             )
         torch.set_num_threads = set_num_threads  # the CPU worker patched it into a no-op
         self.tokenizer: Any = self.llm.get_tokenizer()
