@@ -41,7 +41,7 @@ class TrainSequence:
 
 
 @dataclass
-class _Padded:
+class Padded:
     input_ids: torch.Tensor  # (B, T)
     attention_mask: torch.Tensor  # (B, T)
     mask: torch.Tensor  # (B, T-1) aligned with the log-probs of input_ids[:, 1:]
@@ -61,7 +61,7 @@ def loss_settings(algorithm: AlgorithmConfig) -> LossSettings:
     )
 
 
-def _pad(batch: Sequence[TrainSequence], pad_id: int) -> _Padded:
+def pad_sequences(batch: Sequence[TrainSequence], pad_id: int) -> Padded:
     width = max(s.length for s in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(batch), width), dtype=torch.long)
@@ -77,7 +77,7 @@ def _pad(batch: Sequence[TrainSequence], pad_id: int) -> _Padded:
         mask[row, start:end] = torch.tensor(s.mask, dtype=torch.float)
         advantages[row, start:end] = torch.tensor(s.advantages)
         spans.append((start, end))
-    return _Padded(ids, attention, mask, advantages, spans)
+    return Padded(ids, attention, mask, advantages, spans)
 
 
 def micro_batches(batch: Sequence[TrainSequence], max_tokens: int) -> Iterator[list[TrainSequence]]:
@@ -142,7 +142,7 @@ class Learner:
         """Fill old (and reference) log-probs: recomputed here, not taken from the sampler (paper §5)."""
         self.model.eval()
         for chunk in micro_batches(batch, self.optim_cfg.micro_batch_tokens):
-            padded = _pad(chunk, self.pad_token_id)
+            padded = pad_sequences(chunk, self.pad_token_id)
             old = self._logprobs(self.model, padded).logprobs
             ref = self._logprobs(self.ref_model, padded).logprobs if self.ref_model is not None else None
             for row, (s, (start, end)) in enumerate(zip(chunk, padded.spans, strict=True)):
@@ -150,7 +150,7 @@ class Learner:
                 if ref is not None:
                     s.ref_logprobs = ref[row, start:end].tolist()
 
-    def _logprobs(self, model: Any, padded: _Padded, *, with_entropy: bool = False) -> Any:
+    def _logprobs(self, model: Any, padded: Padded, *, with_entropy: bool = False) -> Any:
         return token_logprobs(
             model,
             padded.input_ids,
@@ -190,7 +190,7 @@ class Learner:
         self.optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
         for chunk in micro_batches(mini, self.optim_cfg.micro_batch_tokens):
-            padded = _pad(chunk, self.pad_token_id)
+            padded = pad_sequences(chunk, self.pad_token_id)
             need_entropy = self.algorithm.entropy_aware_advantage
             out = self._logprobs(self.model, padded, with_entropy=need_entropy)
             advantages = padded.advantages
@@ -216,7 +216,7 @@ class Learner:
         return sums
 
     @staticmethod
-    def _aligned(chunk: Sequence[TrainSequence], padded: _Padded, field: str) -> torch.Tensor:
+    def _aligned(chunk: Sequence[TrainSequence], padded: Padded, field: str) -> torch.Tensor:
         out = torch.zeros_like(padded.mask)
         for row, (s, (start, end)) in enumerate(zip(chunk, padded.spans, strict=True)):
             values = getattr(s, field)

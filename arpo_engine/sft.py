@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from arpo_engine.config import SFTConfig
+from arpo_engine.learner import TrainSequence, pad_sequences
 from arpo_engine.logprobs import token_logprobs
 from arpo_engine.rollout.agent import build_prompt_ids
 
@@ -60,19 +61,11 @@ def encode_demo(
 
 def sft_loss(model: Any, batch: Sequence[SFTExample], pad_id: int) -> tuple[torch.Tensor, int]:
     """Token-mean negative log-likelihood over the masked-in response tokens of a batch."""
-    width = max(len(e.prompt_ids) + len(e.response_ids) for e in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(batch), width), dtype=torch.long)
-    mask = torch.zeros((len(batch), width - 1))
-    for row, e in enumerate(batch):
-        tokens = e.prompt_ids + e.response_ids
-        ids[row, : len(tokens)] = torch.tensor(tokens)
-        attention[row, : len(tokens)] = 1
-        start = len(e.prompt_ids) - 1
-        mask[row, start : start + len(e.mask)] = torch.tensor(e.mask, dtype=torch.float)
-    logprobs = token_logprobs(model, ids, attention).logprobs  # (B, T-1)
-    count = int(mask.sum())
-    loss = -(torch.where(mask.bool(), logprobs, 0.0)).sum() / max(count, 1)
+    rows = [TrainSequence(0, e.prompt_ids, e.response_ids, e.mask, [0.0] * len(e.mask)) for e in batch]
+    padded = pad_sequences(rows, pad_id)
+    logprobs = token_logprobs(model, padded.input_ids, padded.attention_mask).logprobs  # (B, T-1)
+    count = int(padded.mask.sum())
+    loss = -(torch.where(padded.mask.bool(), logprobs, 0.0)).sum() / max(count, 1)
     return loss, count
 
 
