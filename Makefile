@@ -52,16 +52,17 @@ $(DEPS): requirements.txt constraints.txt pyproject.toml
 	touch $@
 
 model: $(MODEL)
-$(MODEL): $(DEPS)
+# Generated artifacts need the venv but are not rebuilt when it is reinstalled (order-only: after |).
+$(MODEL): | $(DEPS)
 	$(BIN)/python -m arpo_engine.models prepare smollm2-135m
 
 demo-data: $(DEMO)
-$(DEMO): $(DEPS)
+$(DEMO): | $(DEPS)
 	$(BIN)/python -m arpo_engine.demo generate --out var/demo
 
 # The SFT cold start of the demo task, once: the base model never calls a tool without it.
 model-sft: $(MODEL_SFT)
-$(MODEL_SFT): $(MODEL) $(DEMO) configs/demo_sft.yaml
+$(MODEL_SFT): configs/demo_sft.yaml | $(MODEL) $(DEMO)
 	$(BIN)/python -m arpo_engine sft configs/demo_sft.yaml --out var/models/smollm2-135m-demo-sft
 
 bench: deps model demo-data model-sft
