@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from arpo_engine.config import ConfigError, RunConfig, load_config
+from arpo_engine.data import DataError
 
 
 def _rollout(args: argparse.Namespace) -> int:
@@ -135,10 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # bad data or tool definitions: a readable message, not a traceback
-        if type(exc).__name__ not in {"DataError", "ValueError"}:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
+    except DataError as exc:  # bad data: every bad row by line, not a traceback
+        print(f"data error: {exc}", file=sys.stderr)
         return 2
 
 

@@ -249,15 +249,21 @@ def run_training(
         sampler.close()
 
 
-def _make_policy_sampler(config: RunConfig, model_path: Path) -> tuple[Any, Callable[[Any], None]]:
+def _make_policy_sampler(config: RunConfig, model_path: Path) -> tuple[Any, Callable[[Any], int]]:
     """The sampler and how to push learner weights into it."""
     from arpo_engine.rollout.factory import make_sampler
 
     model_cfg = _with_model_path(config, model_path)
     sampler = make_sampler(model_cfg.model, model_cfg.rollout, seed=config.seed)
     if hasattr(sampler, "model"):
-        return sampler, lambda model: None  # the learner trains the sampler's own model object
-    return sampler, lambda model: sampler.update_weights(model.state_dict().items())
+        return sampler, lambda model: 0  # the learner trains the sampler's own model object
+
+    def push(model: Any) -> int:
+        weights = list(model.state_dict().items())
+        sampler.update_weights(weights)
+        return len(weights)
+
+    return sampler, push
 
 
 def _with_model_path(config: RunConfig, path: Path) -> RunConfig:

@@ -13,7 +13,6 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 from arpo_engine.advantages import GroupAdvantages, advantage_metrics, attribute_advantages
 from arpo_engine.config import RunConfig
@@ -28,10 +27,6 @@ from arpo_engine.rollout.types import RolloutGroup
 from arpo_engine.tools.base import Tool
 
 MetricsSink = Callable[[int, dict[str, float]], None]
-
-
-class Checkpointer(Protocol):
-    def save_step(self, step: int, metrics: Mapping[str, float], state: Mapping[str, Any]) -> None: ...
 
 
 @dataclass
@@ -77,8 +72,8 @@ class TrainDeps:
     call_format: CallFormat
     scorer: Scorer
     rng: random.Random
-    sync_weights: Callable[[], None] = lambda: None
-    """Push the learner's weights into the sampler (a no-op when both share one model)."""
+    sync_weights: Callable[[], int] = lambda: 0
+    """Push the learner's weights into the sampler; returns the tensors pushed (0 when both share one model)."""
     sink: MetricsSink = lambda step, metrics: None
     on_rollout: Callable[[int, RolloutBatch, list[list[RewardResult]]], None] | None = None
     """Receives each step's rollout trees and rewards (the dashboard's live rollouts)."""
@@ -222,8 +217,7 @@ def train_step(
         learner_metrics = deps.learner.update(sequences)
 
     t = time.perf_counter()
-    if sequences:
-        deps.sync_weights()
+    synced = deps.sync_weights() if sequences else 0
     sync_s = time.perf_counter() - t
 
     metrics = {
@@ -233,6 +227,7 @@ def train_step(
         **learner_metrics,
         "time/reward_s": reward_s,
         "time/sync_s": sync_s,
+        "sync/tensors": float(synced),
         "train/sequences": float(len(sequences)),
     }
     metrics["time/step_s"] = time.perf_counter() - started

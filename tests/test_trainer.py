@@ -188,5 +188,8 @@ def test_one_step_with_the_vllm_sampler_pushes_new_weights_into_the_running_engi
     result = run_training(config, log=lambda _: None, sink=lambda step, m: history.append(m))
     assert result.steps_done == 1
     assert history[-1]["train/sequences"] > 0
-    assert history[-1]["time/sync_s"] > 0  # the learner's weights went into the vLLM engine
+    # every tensor of the learner's state dict went into the running vLLM engine
+    from transformers import AutoModelForCausalLM
+
+    assert history[-1]["sync/tensors"] == len(AutoModelForCausalLM.from_pretrained(tiny_dir).state_dict())
     assert history[-1]["entropy/token_mean"] > 0
