@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 DEPS := $(VENV)/.deps-installed
 APT_STAMP := var/.apt-installed
 MODEL := var/models/smollm2-135m/config.json
-DEMO := var/demo/train.jsonl
+# The demo's manifest is written last, so a generation that failed half-way is redone.
+DEMO := var/demo/manifest.json
 MODEL_SFT := var/models/smollm2-135m-demo-sft/config.json
 PYTEST_ARGS ?=
 
@@ -57,7 +58,7 @@ $(MODEL): | $(DEPS)
 	$(BIN)/python -m arpo_engine.models prepare smollm2-135m
 
 demo-data: $(DEMO)
-$(DEMO): | $(DEPS)
+$(DEMO): | $(DEPS) $(APT_STAMP)
 	$(BIN)/python -m arpo_engine.demo generate --out var/demo
 
 # The SFT cold start of the demo task, once: the base model never calls a tool without it.

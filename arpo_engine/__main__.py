@@ -1,4 +1,4 @@
-"""Command line: `python -m arpo_engine rollout|train|sft <config.yaml>`."""
+"""Command line: `python -m arpo_engine rollout|train|eval|sft <config.yaml>`."""
 
 from __future__ import annotations
 
@@ -96,6 +96,25 @@ def _sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from arpo_engine.pipeline import run_evaluation
+
+    config = _override(load_config(args.config), args)
+    if args.prompts:
+        raw = config.to_dict()
+        raw["train"]["eval_prompts"] = args.prompts
+        config = RunConfig.from_dict(raw).validate()
+    metrics, batch = run_evaluation(config, args.model)
+    for key, value in metrics.items():
+        print(f"{key}: {value:.4g}")
+    if args.json:
+        payload = {"model": args.model or config.model.path, "metrics": metrics,
+                   "groups": [g.to_dict() for g in batch.groups]}
+        Path(args.json).write_text(json.dumps(payload, indent=1))
+        print(f"trajectories written to {args.json}")
+    return 0
+
+
 def _override(config: RunConfig, args: argparse.Namespace) -> RunConfig:
     raw = config.to_dict()
     if getattr(args, "steps", None):
@@ -126,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--sampler", choices=["vllm", "transformers"], help="override rollout.sampler")
     tr.add_argument("--metrics", help="append each step's metrics as JSON lines to this file")
     tr.set_defaults(func=_train)
+    ev = sub.add_parser("eval", help="greedy held-out accuracy of a model on data.eval_path")
+    ev.add_argument("config", help="run config (YAML or JSON)")
+    ev.add_argument("--model", help="model folder or bundled name (default: the config's model.path)")
+    ev.add_argument("--prompts", type=int, help="evaluate the first N held-out prompts (default: train.eval_prompts)")
+    ev.add_argument("--sampler", choices=["vllm", "transformers"], help="override rollout.sampler")
+    ev.add_argument("--json", help="also write the metrics and trajectories to this JSON file")
+    ev.set_defaults(func=_eval)
     sf = sub.add_parser("sft", help="only the SFT cold start: fine-tune on demonstrations and save")
     sf.add_argument("config", help="run config with an sft section")
     sf.add_argument("--out", required=True, help="folder for the fine-tuned model")

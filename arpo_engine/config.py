@@ -199,6 +199,8 @@ class TrainConfig:
     """Greedy held-out evaluation every this many steps (and at the start and end); 0 = never."""
     eval_prompts: int = 0
     """Held-out prompts per evaluation; 0 = all of data.eval_path."""
+    eval_at_start: bool = True
+    """Also evaluate the starting policy before step 1 (off when it is measured elsewhere)."""
 
 
 @dataclass(frozen=True)

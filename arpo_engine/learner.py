@@ -157,24 +157,36 @@ class Learner:
             padded.attention_mask,
             temperature=self.temperature,
             with_entropy=with_entropy,
+            select=padded.mask > 0,  # only trained tokens need the LM head
         )
 
     def update(self, batch: Sequence[TrainSequence]) -> dict[str, float]:
-        """PPO epochs over the batch in mini-batches of prompts; returns learner metrics."""
-        if any(s.old_logprobs is None for s in batch):
-            self.score(batch)
+        """PPO epochs over the batch in mini-batches of prompts; returns learner metrics.
+
+        Old log-probs are the learner's own (paper §5), and the first optimizer step of a batch runs on
+        exactly the weights that would score it, so that mini-batch takes them from its own forward
+        pass (detached) instead of a separate scoring pass; only the later mini-batches are scored up
+        front. The model stays in eval mode (no dropout), which keeps the two identical.
+        """
         started = time.perf_counter()
-        self.model.train()
+        self.model.eval()
         per_prompt: dict[int, list[TrainSequence]] = {}
         for s in batch:
             per_prompt.setdefault(s.prompt_index, []).append(s)
         prompts = list(per_prompt)
         size = max(1, self.optim_cfg.mini_batch_prompts)
+        minis = [[s for p in prompts[i : i + size] for s in per_prompt[p]] for i in range(0, len(prompts), size)]
+        first = minis[0] if minis else []
+        later = [s for mini in minis[1:] for s in mini]
+        needs_score = [s for s in later if s.old_logprobs is None]
+        if self.ref_model is not None:
+            needs_score += [s for s in first if s.ref_logprobs is None]
+        if needs_score:
+            self.score(needs_score)
         logs: list[dict[str, float]] = []
         tokens = 0
         for _ in range(self.optim_cfg.ppo_epochs):
-            for i in range(0, len(prompts), size):
-                mini = [s for p in prompts[i : i + size] for s in per_prompt[p]]
+            for mini in minis:
                 logs.append(self._step(mini))
                 tokens += sum(s.length for s in mini)
         elapsed = time.perf_counter() - started
@@ -193,6 +205,7 @@ class Learner:
             padded = pad_sequences(chunk, self.pad_token_id)
             need_entropy = self.algorithm.entropy_aware_advantage
             out = self._logprobs(self.model, padded, with_entropy=need_entropy)
+            self._fill_old(chunk, padded, out.logprobs)
             advantages = padded.advantages
             if need_entropy:
                 advantages = entropy_aware_advantages(advantages, out.entropies, padded.mask)
@@ -214,6 +227,13 @@ class Learner:
             self.optimizer.step()
         sums["grad/norm"] = float(norm)
         return sums
+
+    @staticmethod
+    def _fill_old(chunk: Sequence[TrainSequence], padded: Padded, logprobs: torch.Tensor) -> None:
+        """Sequences not yet scored take the current weights' log-probs as the old policy's (on-policy)."""
+        for row, (s, (start, end)) in enumerate(zip(chunk, padded.spans, strict=True)):
+            if s.old_logprobs is None:
+                s.old_logprobs = logprobs[row, start:end].detach().tolist()
 
     @staticmethod
     def _aligned(chunk: Sequence[TrainSequence], padded: Padded, field: str) -> torch.Tensor:

@@ -52,12 +52,16 @@ def token_logprobs(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     temperature: float = 1.0,
     with_entropy: bool = False,
+    select: torch.Tensor | None = None,
 ) -> TokenLogprobs:
     """Log-probs (B, T-1) of input_ids[:, 1:] under a Hugging Face causal LM, chunked over positions.
 
     `position_ids` default to the running count of attended tokens, so left-padded rows get the same
     positions as unpadded ones. `temperature` divides the logits, matching the sampler's distribution.
     Positions whose label is padding hold meaningless values: the caller's loss mask drops them.
+    `select` (B, T-1, bool) limits the LM head to the positions the caller uses (the trained tokens);
+    the others come back as 0. In agentic RL most positions are prompt and tool results, and the head
+    (V x H per position) is a large share of a small model's compute, so this skips real work.
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
@@ -71,6 +75,12 @@ def token_logprobs(
     batch, length = input_ids.shape
     hidden = hidden[:, :-1].reshape(batch * (length - 1), -1)  # (B*(T-1), H)
     labels = input_ids[:, 1:].reshape(-1)  # (B*(T-1),)
+    picked: torch.Tensor | None = None
+    if select is not None:
+        if select.shape != (batch, length - 1):
+            raise ValueError(f"select has shape {tuple(select.shape)}, expected {(batch, length - 1)}")
+        picked = select.reshape(-1).nonzero().squeeze(-1)  # (P,)
+        hidden, labels = hidden.index_select(0, picked), labels.index_select(0, picked)
     head = model.get_output_embeddings()
 
     def chunk(h: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,10 +99,18 @@ def token_logprobs(
         logprob_parts.append(lp)
         entropy_parts.append(ent)
 
-    logprobs = _join(logprob_parts, hidden).view(batch, length - 1)
+    logprobs = _scatter(_join(logprob_parts, hidden), picked, batch, length - 1)
     if not with_entropy:
         return TokenLogprobs(logprobs, None)
-    return TokenLogprobs(logprobs, _join(entropy_parts, hidden).view(batch, length - 1))
+    return TokenLogprobs(logprobs, _scatter(_join(entropy_parts, hidden), picked, batch, length - 1))
+
+
+def _scatter(values: torch.Tensor, picked: torch.Tensor | None, rows: int, cols: int) -> torch.Tensor:
+    """Back to (rows, cols): values sit at the flat positions `picked` (all positions when None), 0 elsewhere."""
+    if picked is None:
+        return values.view(rows, cols)
+    full = values.new_zeros(rows * cols)
+    return full.index_put((picked,), values).view(rows, cols)
 
 
 def _join(parts: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:

@@ -249,6 +249,37 @@ def run_training(
         sampler.close()
 
 
+def run_evaluation(
+    config: RunConfig, model_path: str | Path | None = None, *, log: Callable[[str], None] = print
+) -> tuple[dict[str, float], Any]:
+    """Greedy held-out evaluation of a model (default: the config's) on data.eval_path.
+
+    Returns the eval metrics (accuracy, reward, tool calls, response length) and the rollout batch.
+    """
+    from transformers import AutoTokenizer
+
+    from arpo_engine.models import resolve_model_path
+    from arpo_engine.rollout.formats import get_format
+    from arpo_engine.tools.registry import build_tools
+    from arpo_engine.trainer import evaluate_policy, make_scorer
+
+    if not config.data.eval_path:
+        raise ConfigError("data.eval_path must name the held-out prompt file")
+    path = Path(model_path) if model_path else resolve_model_path(config.model.path)
+    tools = build_tools(config.tools)
+    _, eval_samples = check_data(config, AutoTokenizer.from_pretrained(path), tools)
+    if config.train.eval_prompts:
+        eval_samples = eval_samples[: config.train.eval_prompts]
+    log(f"evaluating {path} on {len(eval_samples)} held-out prompts (greedy) …")
+    sampler, _ = _make_policy_sampler(config, path)
+    try:
+        return evaluate_policy(
+            eval_samples, config, sampler, tools, get_format(config.rollout.call_format), make_scorer(config)
+        )
+    finally:
+        sampler.close()
+
+
 def _make_policy_sampler(config: RunConfig, model_path: Path) -> tuple[Any, Callable[[Any], int]]:
     """The sampler and how to push learner weights into it."""
     from arpo_engine.rollout.factory import make_sampler

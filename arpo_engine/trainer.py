@@ -137,17 +137,31 @@ def evaluate(
     samples: Sequence[Sample], config: RunConfig, deps: TrainDeps
 ) -> dict[str, float]:
     """Greedy, unbranched, one path per held-out prompt."""
+    return evaluate_policy(samples, config, deps.sampler, deps.tools, deps.call_format, deps.scorer)[0]
+
+
+def evaluate_policy(
+    samples: Sequence[Sample],
+    config: RunConfig,
+    sampler: Sampler,
+    tools: Mapping[str, Tool],
+    call_format: CallFormat,
+    scorer: Scorer,
+) -> tuple[dict[str, float], RolloutBatch]:
+    """Greedy, unbranched, one path per prompt: eval metrics and the trajectories they came from."""
     if not samples:
-        return {}
-    rollout_deps = RolloutDeps(deps.sampler, deps.tools, deps.call_format, random.Random(config.seed))
+        return {}, RolloutBatch([], {})
+    rollout_deps = RolloutDeps(sampler, tools, call_format, random.Random(config.seed))
     batch = run_rollouts(samples, config, rollout_deps, greedy=True)
-    rewards = score_groups(batch.groups, deps.scorer, config)
+    rewards = score_groups(batch.groups, scorer, config)
     m = reward_metrics(rewards)
+    lengths = [len(p.token_ids) for g in batch.groups for p in g.paths]
     return {
         "eval/accuracy": m["accuracy"],
         "eval/reward_mean": m["reward/mean"],
         "eval/tool_calls_per_traj": batch.metrics["tools/calls_per_traj"],
-    }
+        "eval/response_tokens_mean": statistics.fmean(lengths) if lengths else 0.0,
+    }, batch
 
 
 def train(
@@ -162,7 +176,7 @@ def train(
     cursor = cursor or DataCursor(len(train_samples), config.seed, config.data.shuffle)
     tc = config.train
     result = TrainResult(steps_done=start_step)
-    if start_step == 0 and tc.eval_every and eval_samples:
+    if start_step == 0 and tc.eval_every and tc.eval_at_start and eval_samples:
         deps.sink(0, evaluate(_eval_slice(eval_samples, config), config, deps))
     for step in range(start_step + 1, tc.steps + 1):
         if deps.should_stop():

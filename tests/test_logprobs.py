@@ -116,3 +116,39 @@ def test_temperature_divides_the_logits(
         expected = logprobs_from_logits(logits[:, :-1] / 0.7, input_ids[:, 1:]).logprobs
         out = token_logprobs(model, input_ids, attention_mask, chunk_size=5, temperature=0.7)
     torch.testing.assert_close(out.logprobs, expected)
+
+
+def test_selected_positions_match_the_full_computation_and_the_rest_are_zero(
+    model: LlamaForCausalLM, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+) -> None:
+    input_ids, attention_mask, _ = batch
+    select = torch.zeros(2, 10, dtype=torch.bool)
+    select[0, 4:9] = True
+    select[1, 6:] = True
+    weights = torch.randn(2, 10, generator=torch.Generator().manual_seed(3)) * select
+
+    model.zero_grad()
+    full = token_logprobs(model, input_ids, attention_mask, chunk_size=3, with_entropy=True)
+    ((full.logprobs * weights).sum()).backward()
+    expected_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    model.zero_grad()
+    part = token_logprobs(model, input_ids, attention_mask, chunk_size=3, with_entropy=True, select=select)
+    ((part.logprobs * weights).sum()).backward()
+
+    assert part.entropies is not None and full.entropies is not None
+    torch.testing.assert_close(part.logprobs[select], full.logprobs[select])
+    torch.testing.assert_close(part.entropies[select], full.entropies[select])
+    assert torch.all(part.logprobs[~select] == 0) and torch.all(part.entropies[~select] == 0)
+    for name, param in model.named_parameters():
+        if name in expected_grads:
+            assert param.grad is not None, name
+            torch.testing.assert_close(param.grad, expected_grads[name], msg=name)
+
+
+def test_select_of_the_wrong_shape_is_refused(
+    model: LlamaForCausalLM, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+) -> None:
+    input_ids, attention_mask, _ = batch
+    with pytest.raises(ValueError, match="select has shape"):
+        token_logprobs(model, input_ids, attention_mask, select=torch.ones(2, 11, dtype=torch.bool))

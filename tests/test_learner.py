@@ -1,0 +1,104 @@
+"""Learner: the on-policy shortcut for old log-probs, micro-batch accumulation, masks, frozen layers."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from arpo_engine.config import AlgorithmConfig, OptimConfig
+from arpo_engine.learner import Learner, TrainSequence
+
+VOCAB = 300
+
+
+@pytest.fixture(scope="module")
+def base_model() -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def make_batch(seed: int = 0) -> list[TrainSequence]:
+    """Two prompts x two paths; responses hold a masked tool-result stretch in the middle."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for prompt in range(2):
+        prompt_ids = torch.randint(0, VOCAB, (5 + prompt,), generator=gen).tolist()
+        for path in range(2):
+            n = 12 + 3 * path
+            response = torch.randint(0, VOCAB, (n,), generator=gen).tolist()
+            mask = [1] * 4 + [0] * 4 + [1] * (n - 8)
+            advantage = 1.0 if path == 0 else -1.0
+            out.append(TrainSequence(prompt, prompt_ids, response, mask, [advantage] * n))
+    return out
+
+
+def learner_for(model: LlamaForCausalLM, **optim: object) -> Learner:
+    settings: dict[str, object] = {"lr": 1e-2, "mini_batch_prompts": 1, "micro_batch_tokens": 4096}
+    settings.update(optim)
+    return Learner(model, optim=OptimConfig(**settings), algorithm=AlgorithmConfig(), pad_token_id=0)  # type: ignore[arg-type]
+
+
+def params(model: LlamaForCausalLM) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def assert_same_update(base: LlamaForCausalLM, a: LlamaForCausalLM, b: LlamaForCausalLM) -> None:
+    """Adam normalises each coordinate, so compare whole updates, not single near-zero coordinates."""
+    before, after_a, after_b = params(base), params(a), params(b)
+    delta_a = torch.cat([(after_a[n] - before[n]).flatten() for n in before])
+    delta_b = torch.cat([(after_b[n] - before[n]).flatten() for n in before])
+    assert delta_b.norm() > 0, "the update did not move any parameter"
+    assert (delta_a - delta_b).norm() / delta_b.norm() < 1e-3
+
+
+def test_update_without_scoring_first_equals_update_after_an_explicit_scoring_pass(base_model):
+    shortcut, scored = copy.deepcopy(base_model), copy.deepcopy(base_model)
+    batch_a, batch_b = make_batch(), make_batch()
+    learner_a = learner_for(shortcut)
+    metrics = learner_a.update(batch_a)  # two mini-batches: the second must still see pre-update log-probs
+    learner_b = learner_for(scored)
+    learner_b.score(batch_b)
+    learner_b.update(batch_b)
+
+    assert metrics["learner/updates"] == 2
+    for a, b in zip(batch_a, batch_b, strict=True):
+        assert a.old_logprobs is not None and b.old_logprobs is not None
+        torch.testing.assert_close(torch.tensor(a.old_logprobs), torch.tensor(b.old_logprobs), rtol=1e-5, atol=1e-5)
+    assert_same_update(base_model, shortcut, scored)
+
+
+def test_micro_batches_accumulate_to_the_same_step_as_one_batch(base_model):
+    one, many = copy.deepcopy(base_model), copy.deepcopy(base_model)
+    learner_for(one, mini_batch_prompts=2).update(make_batch())
+    learner_for(many, mini_batch_prompts=2, micro_batch_tokens=20).update(make_batch())
+    assert_same_update(base_model, one, many)
+
+
+def test_advantages_on_masked_tool_tokens_do_not_change_the_update(base_model):
+    plain, noisy = copy.deepcopy(base_model), copy.deepcopy(base_model)
+    batch = make_batch()
+    learner_for(plain).update(batch)
+    altered = make_batch()
+    for s in altered:
+        s.advantages = [a if m else 100.0 for a, m in zip(s.advantages, s.mask, strict=True)]
+    learner_for(noisy).update(altered)
+    assert_same_update(base_model, noisy, plain)
+
+
+def test_trainable_layers_leaves_embeddings_and_lower_blocks_untouched(base_model):
+    model = copy.deepcopy(base_model)
+    learner_for(model, trainable_layers=1).update(make_batch())
+    after = params(model)
+    for name, before in base_model.named_parameters():
+        moved = not torch.equal(after[name], before)
+        top = name.startswith("model.layers.2.") or name == "model.norm.weight"
+        if not top:
+            assert not moved, f"{name} changed although it is frozen"
+    assert any(not torch.equal(after[n], p) for n, p in base_model.named_parameters() if n.startswith("model.layers.2."))
