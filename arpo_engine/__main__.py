@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from arpo_engine.config import ConfigError, RunConfig, load_config
 from arpo_engine.data import DataError
@@ -70,6 +72,10 @@ def _train(args: argparse.Namespace) -> int:
     from arpo_engine.pipeline import run_training
 
     config = _override(load_config(args.config, preset=args.preset), args)
+    run_dir = Path(config.checkpoint.dir) / f"run-{args.run_id or config.name}"
+    if args.restart and run_dir.exists():
+        shutil.rmtree(run_dir)
+        print(f"--restart: removed the earlier checkpoints in {run_dir}")
     bar = tqdm(total=config.train.steps, desc=config.name, unit="step", dynamic_ncols=True)
     history_file = Path(args.metrics) if args.metrics else None
 
@@ -81,10 +87,21 @@ def _train(args: argparse.Namespace) -> int:
             with history_file.open("a") as f:
                 f.write(json.dumps({"step": step, **metrics}) + "\n")
 
-    result = run_training(config, run_id=args.run_id, log=bar.write, sink=sink)
+    def show(step: int, batch: Any, rewards: Any) -> None:
+        from arpo_engine.rollout.render import format_group
+
+        group, scores = batch.groups[0], [f"{r.score:.2f}" for r in rewards[0]]
+        bar.write(f"step {step}, first prompt's rollout tree (rewards {' '.join(scores)}):")
+        bar.write(format_group(group))
+
+    result = run_training(
+        config, run_id=args.run_id, log=bar.write, sink=sink, on_rollout=show if args.show_rollouts else None
+    )
     bar.close()
-    run_dir = Path(config.checkpoint.dir) / f"run-{args.run_id or config.name}"
     print(f"done: {result.steps_done} steps; checkpoints in {run_dir} (latest, best)")
+    latest = run_dir / "latest"
+    if latest.exists():
+        print(f"the trained model: {latest.resolve()} (a Hugging Face folder: transformers or vLLM load it)")
     return 0
 
 
@@ -144,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--steps", type=int, help="override train.steps")
     tr.add_argument("--sampler", choices=["vllm", "transformers"], help="override rollout.sampler")
     tr.add_argument("--metrics", help="append each step's metrics as JSON lines to this file")
+    tr.add_argument("--restart", action="store_true", help="delete this run id's checkpoints and start at step 0")
+    tr.add_argument("--show-rollouts", action="store_true", help="print the first prompt's rollout tree each step")
     tr.set_defaults(func=_train)
     ev = sub.add_parser("eval", help="greedy held-out accuracy of a model on data.eval_path")
     ev.add_argument("config", help="run config (YAML or JSON)")

@@ -17,7 +17,6 @@ everything else to JSON, so opening a checkpoint never runs code from it.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -34,6 +33,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from arpo_engine import lora
 from arpo_engine.config import RunConfig
 
 FORMAT_VERSION = 1
@@ -302,8 +302,11 @@ def load_model(point: ResumePoint, *, base_model: str | Path | None = None) -> t
 
 
 def _write_download(out: Path, model: torch.nn.Module, tokenizer: Any, info: dict[str, Any]) -> None:
-    plain = _merged_copy(model) if _is_peft(model) else model
-    plain.save_pretrained(out)  # type: ignore[operator]
+    plain = model.get_base_model() if _is_peft(model) else model  # type: ignore[operator]
+    # LoRA adapters (a PeftModel's or injected ones) are merged into a copy of the weights under the
+    # plain names, so the folder loads without peft and the training model continues bit for bit.
+    state = lora.merged_state_dict(plain) if lora.has_lora(plain) else None
+    plain.save_pretrained(out, state_dict=state)  # type: ignore[operator]
     if not (out / "generation_config.json").is_file():
         from transformers import GenerationConfig
 
@@ -323,13 +326,6 @@ def _write_download(out: Path, model: torch.nn.Module, tokenizer: Any, info: dic
 
 def _is_peft(model: torch.nn.Module) -> bool:
     return hasattr(model, "peft_config") and hasattr(model, "merge_and_unload")
-
-
-def _merged_copy(model: torch.nn.Module) -> torch.nn.Module:
-    # Merge into a copy: merging in place and unmerging later is not exact in floating point, and the
-    # training model must continue bit-for-bit. The cost is one extra copy of the weights while saving.
-    merged: torch.nn.Module = copy.deepcopy(model).merge_and_unload()  # type: ignore[operator]
-    return merged
 
 
 def _run_info(
@@ -424,15 +420,8 @@ def _write_resume(
     rng_json, rng_tensors = _rng_files(rng)
     _write_json(out / "rng.json", rng_json)
     save_file(rng_tensors, out / "rng.safetensors")
-    if _is_peft(model):
-        from peft import get_peft_model_state_dict
-
-        name = getattr(model, "active_adapter", "default")
-        peft_config: Any = model.peft_config
-        peft_config[name].save_pretrained(out)  # adapter_config.json only, no model card
-        weights = get_peft_model_state_dict(model, adapter_name=name)
-        adapter = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
-        save_file(adapter, out / "adapter_model.safetensors")
+    if lora.has_lora(model):
+        lora.save_adapter(model, out)  # adapter_{config.json,model.safetensors}, peft's format
     pos = None
     if position is not None:
         pos = {"epoch": position.epoch, "index": position.index, "order": position.order}

@@ -156,13 +156,19 @@ class OptimConfig:
     """Prompts per optimizer update (paper: 16, i.e. 8 updates per step)."""
     micro_batch_tokens: int = 8192
     """Tokens per forward/backward before accumulating gradients; bounds memory."""
+    precision: str = "fp32"
+    """Learner compute: `fp32`, or `bf16` autocast (weights, optimizer state and log-prob sums stay fp32)."""
     trainable_layers: int = 0
     """Train only the top this-many transformer blocks (and the final norm); 0 trains every parameter.
     Backward then stops at the lowest trainable block, which roughly halves a step's cost on a CPU."""
     lora_rank: int = 0
-    """LoRA rank via peft; 0 trains all parameters (LoRA training is refused until it is wired in)."""
+    """Train LoRA adapters of this rank (peft) instead of the weights; 0 trains the weights. With
+    `trainable_layers`, only the top blocks get adapters. Syncs and checkpoints hold the merged weights."""
     lora_alpha: int = 32
-    """LoRA scaling numerator."""
+    """LoRA scaling numerator: the adapter's update is scaled by lora_alpha / lora_rank."""
+    lora_target_modules: tuple[str, ...] = ("all-linear",)
+    """Linear layers that get adapters, by name (`q_proj`, `mlp.down_proj`); `all-linear`: every linear
+    layer of the decoder blocks (attention and MLP projections), never the LM head."""
 
 
 @dataclass(frozen=True)
@@ -255,9 +261,9 @@ class RunConfig:
             raise ConfigError("branching.beam_width (Z) must be at least 2: a fork adds Z-1 paths")
         if not 0 <= b.consecutive_penalty < 1:
             raise ConfigError("branching.consecutive_penalty must be in [0, 1)")
-        if self.optim.lora_rank:
-            # Refused rather than ignored: LoRA training and its resume path are not wired in yet.
-            raise ConfigError("optim.lora_rank: LoRA training is not supported yet; set it to 0")
+        if self.optim.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"optim.precision must be fp32 or bf16, not {self.optim.precision!r}")
+        self._validate_lora()
         if self.model.max_model_len <= self.data.max_prompt_tokens:
             raise ConfigError("model.max_model_len must exceed data.max_prompt_tokens")
         names = [t.name for t in self.tools]
@@ -268,6 +274,21 @@ class RunConfig:
             if not t.name.isidentifier():
                 raise ConfigError(f"tools: name {t.name!r} must be an identifier (letters, digits, _)")
         return self
+
+    def _validate_lora(self) -> None:
+        o = self.optim
+        if o.lora_rank < 0:
+            raise ConfigError("optim.lora_rank must be zero (no LoRA) or more")
+        if o.lora_alpha <= 0:
+            raise ConfigError("optim.lora_alpha must be positive")
+        targets = o.lora_target_modules
+        if not targets:
+            raise ConfigError("optim.lora_target_modules must name at least one layer, or be [all-linear]")
+        if "all-linear" in targets and len(targets) > 1:
+            raise ConfigError("optim.lora_target_modules: all-linear already names every layer; list it alone")
+        for t in targets:
+            if t != "all-linear" and not all(part.isidentifier() for part in t.split(".")):
+                raise ConfigError(f"optim.lora_target_modules: {t!r} is not a module name such as q_proj")
 
 
 ConfigT = TypeVar("ConfigT")

@@ -19,6 +19,7 @@ import torch
 from arpo_engine.advantages import entropy_aware_advantages
 from arpo_engine.config import AlgorithmConfig, OptimConfig
 from arpo_engine.logprobs import token_logprobs
+from arpo_engine.lora import apply_lora
 from arpo_engine.losses import LossInputs, LossSettings, compute_loss
 
 
@@ -125,7 +126,9 @@ class Learner:
         pad_token_id: int,
         ref_model: Any | None = None,
         temperature: float = 1.0,
+        seed: int = 0,
     ) -> None:
+        """`seed` draws the LoRA adapters' random start (optim.lora_rank > 0); nothing else uses it."""
         self.model = model
         self.ref_model = ref_model
         self.optim_cfg = optim
@@ -133,7 +136,10 @@ class Learner:
         self.settings = loss_settings(algorithm)
         self.pad_token_id = pad_token_id
         self.temperature = temperature
-        freeze_lower_layers(model, optim.trainable_layers)
+        if optim.lora_rank > 0:
+            apply_lora(model, optim, seed=seed)  # in place; only the adapters train (arpo_engine/lora.py)
+        else:
+            freeze_lower_layers(model, optim.trainable_layers)
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
 
@@ -151,14 +157,15 @@ class Learner:
                     s.ref_logprobs = ref[row, start:end].tolist()
 
     def _logprobs(self, model: Any, padded: Padded, *, with_entropy: bool = False) -> Any:
-        return token_logprobs(
-            model,
-            padded.input_ids,
-            padded.attention_mask,
-            temperature=self.temperature,
-            with_entropy=with_entropy,
-            select=padded.mask > 0,  # only trained tokens need the LM head
-        )
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.optim_cfg.precision == "bf16"):
+            return token_logprobs(
+                model,
+                padded.input_ids,
+                padded.attention_mask,
+                temperature=self.temperature,
+                with_entropy=with_entropy,
+                select=padded.mask > 0,  # only trained tokens need the LM head
+            )
 
     def update(self, batch: Sequence[TrainSequence]) -> dict[str, float]:
         """PPO epochs over the batch in mini-batches of prompts; returns learner metrics.

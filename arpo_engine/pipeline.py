@@ -172,6 +172,7 @@ def run_training(
 
     from arpo_engine.checkpoint import CheckpointManager, DataPosition, restore_optimizer, restore_rng
     from arpo_engine.learner import Learner
+    from arpo_engine.lora import load_adapter
     from arpo_engine.models import resolve_model_path
     from arpo_engine.rollout.formats import get_format
     from arpo_engine.tools.registry import build_tools
@@ -184,15 +185,13 @@ def run_training(
     base_path = resolve_model_path(config.model.path)
     train_samples, eval_samples = check_data(config, AutoTokenizer.from_pretrained(base_path), tools)
 
+    start_path = manager.run_dir / "sft-model" if config.sft.data_path else base_path
+    if point is None and config.sft.data_path and not (start_path / "config.json").is_file():
+        run_sft_stage(config, start_path, log=log, should_stop=should_stop)
+    model_path = start_path
     if point is not None:
-        model_path = point.model_dir
-        log(f"resuming from {model_path} (step {point.step})")
-    elif config.sft.data_path:
-        model_path = manager.run_dir / "sft-model"
-        if not (model_path / "config.json").is_file():
-            run_sft_stage(config, model_path, log=log, should_stop=should_stop)
-    else:
-        model_path = base_path
+        model_path = _resume_weights(config, point, start_path)
+        log(f"resuming from {point.model_dir} (step {point.step})")
 
     sampler, sync = _make_policy_sampler(config, model_path)
     model = sampler.model if hasattr(sampler, "model") else load_policy(model_path)[0]
@@ -203,6 +202,7 @@ def run_training(
         algorithm=config.algorithm,
         pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
         temperature=config.rollout.temperature or 1.0,
+        seed=config.seed,
     )
     rng = seeded_rng(config)
     cursor = DataCursor(len(train_samples), config.seed, config.data.shuffle)
@@ -210,6 +210,9 @@ def run_training(
     if point is not None:
         state = manager.resume()
         assert state is not None
+        if config.optim.lora_rank:
+            load_adapter(model, state.point.resume_dir)
+            sync(model)  # a vLLM sampler started from the base weights: give it the resumed policy
         restore_optimizer(learner.optimizer, state)
         restore_rng({"rollout": rng}, state)
         if state.data_position is not None:
@@ -249,6 +252,25 @@ def run_training(
         sampler.close()
 
 
+def _resume_weights(config: RunConfig, point: Any, start_path: Path) -> Path:
+    """The weights a resumed run loads: the step folder, or for LoRA the weights its adapters sit on.
+
+    A LoRA run's step folder holds the adapters merged in, which cannot be split again exactly, so
+    LoRA resumes from the run's starting weights (base or SFT model) plus the adapters in the resume
+    state: the same model as before the crash, bit for bit.
+    """
+    if bool(config.optim.lora_rank) != point.has_adapter:
+        kind = "LoRA adapters" if point.has_adapter else "full weights"
+        raise ConfigError(
+            f"optim.lora_rank: the checkpoint at step {point.step} trained {kind}; resume with the same setting"
+        )
+    if not config.optim.lora_rank:
+        return Path(point.model_dir)
+    if not (Path(start_path) / "config.json").is_file():
+        raise ConfigError(f"cannot resume the LoRA adapters: their base model {start_path} is gone")
+    return Path(start_path)
+
+
 def run_evaluation(
     config: RunConfig, model_path: str | Path | None = None, *, log: Callable[[str], None] = print
 ) -> tuple[dict[str, float], Any]:
@@ -282,6 +304,7 @@ def run_evaluation(
 
 def _make_policy_sampler(config: RunConfig, model_path: Path) -> tuple[Any, Callable[[Any], int]]:
     """The sampler and how to push learner weights into it."""
+    from arpo_engine.lora import merged_state_dict
     from arpo_engine.rollout.factory import make_sampler
 
     model_cfg = _with_model_path(config, model_path)
@@ -290,7 +313,8 @@ def _make_policy_sampler(config: RunConfig, model_path: Path) -> tuple[Any, Call
         return sampler, lambda model: 0  # the learner trains the sampler's own model object
 
     def push(model: Any) -> int:
-        weights = list(model.state_dict().items())
+        # LoRA adapters merged in, under the plain names: vLLM has no adapter, only the weights
+        weights = list(merged_state_dict(model).items())
         sampler.update_weights(weights)
         return len(weights)
 

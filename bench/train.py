@@ -3,8 +3,10 @@
 Both sides train the same model on the same token batch, one optimizer step each, interleaved over
 repeats in one process:
 - plain: logits = model(ids); log_softmax; gather; masked mean; backward; AdamW step;
-- learner: `Learner.update` (chunked log-probs, PPO dual-clip loss, micro-batches, grad clip).
-The learner's old log-probs are computed beforehand, as the trainer does, and not timed.
+- learner: `Learner.update` (chunked log-probs, PPO dual-clip loss, micro-batches, grad clip), with its
+  old log-probs cleared before each step as in training (the first mini-batch takes them from its own
+  forward pass), in fp32 and, as a third side, with `optim.precision: bf16` autocast.
+Only the response tokens are trained (`--prompt` tokens per row are context), as in RL.
 Run: `.venv/bin/python bench/train.py [--model PATH] [--batch 4] [--length 512] [--repeats 3]`.
 """
 
@@ -15,6 +17,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -54,46 +57,54 @@ def main() -> int:
         loss.backward()
         plain_opt.step()
 
-    learner = Learner(
-        model,
-        optim=OptimConfig(lr=1e-7, mini_batch_prompts=args.batch, micro_batch_tokens=tokens),
-        algorithm=AlgorithmConfig(),
-        pad_token_id=tokenizer.eos_token_id,
-    )
-    sequences = [
-        TrainSequence(i, ids[i, : args.prompt].tolist(), ids[i, args.prompt :].tolist(),
-                      [1] * (args.length - args.prompt), [0.5 if i % 2 else -0.5] * (args.length - args.prompt))
-        for i in range(args.batch)
-    ]
-    learner.score(sequences)
+    def learner_step(precision: str) -> Callable[[], None]:
+        learner = Learner(
+            model,
+            optim=OptimConfig(lr=1e-7, mini_batch_prompts=args.batch, micro_batch_tokens=tokens, precision=precision),
+            algorithm=AlgorithmConfig(),
+            pad_token_id=tokenizer.eos_token_id,
+        )
+        n = args.length - args.prompt
 
-    def learn() -> None:
-        learner.update(sequences)
+        def learn() -> None:
+            sequences = [
+                TrainSequence(i, ids[i, : args.prompt].tolist(), ids[i, args.prompt :].tolist(), [1] * n,
+                              [0.5 if i % 2 else -0.5] * n)
+                for i in range(args.batch)
+            ]
+            learner.update(sequences)
 
-    times: dict[str, list[float]] = {"plain": [], "learner": []}
-    plain()
-    learn()  # warm-up
+        return learn
+
+    sides: dict[str, Callable[[], None]] = {
+        "plain": plain, "learner": learner_step("fp32"), "learner_bf16": learner_step("bf16"),
+    }
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for fn in sides.values():
+        fn()  # warm-up
     for _ in range(args.repeats):
-        for name, fn in (("plain", plain), ("learner", learn)):
+        for name, fn in sides.items():
             started = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - started)
-    result = {
+    result: dict[str, object] = {
         "model": args.model,
         "batch": args.batch,
         "length": args.length,
+        "prompt": args.prompt,
         "threads": torch.get_num_threads(),
-        "plain_s": times["plain"],
-        "learner_s": times["learner"],
-        "plain_tok_s": tokens / statistics.median(times["plain"]),
-        "learner_tok_s": tokens / statistics.median(times["learner"]),
+        **{f"{name}_s": t for name, t in times.items()},
     }
-    result["ratio"] = result["learner_tok_s"] / result["plain_tok_s"]
+    rates = {name: tokens / statistics.median(t) for name, t in times.items()}
+    result.update({f"{name}_tok_s": rate for name, rate in rates.items()})
+    result["ratio"] = rates["learner"] / rates["plain"]
+    result["ratio_bf16"] = rates["learner_bf16"] / rates["plain"]
     Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"{args.batch} x {args.length} tokens, {torch.get_num_threads()} threads, median of {args.repeats}:")
-    print(f"  plain forward/backward/step: {result['plain_tok_s']:.0f} tok/s")
-    print(f"  Learner.update:              {result['learner_tok_s']:.0f} tok/s")
-    print(f"  ratio learner / plain:       {result['ratio']:.2f}x")
+    print(f"{args.batch} x {args.length} tokens ({args.prompt} prompt), {torch.get_num_threads()} threads, "
+          f"median of {args.repeats}:")
+    print(f"  plain forward/backward/step: {rates['plain']:.0f} tok/s")
+    print(f"  Learner.update (fp32):       {rates['learner']:.0f} tok/s  ({result['ratio']:.2f}x)")
+    print(f"  Learner.update (bf16):       {rates['learner_bf16']:.0f} tok/s  ({result['ratio_bf16']:.2f}x)")
     return 0
 
 

@@ -86,6 +86,6 @@ def test_invalid_yaml_is_a_config_error(tmp_path):
         load_config(cfg_file)
 
 
-def test_lora_is_refused_until_it_is_supported_rather_than_silently_ignored():
-    with pytest.raises(ConfigError, match="lora_rank"):
-        RunConfig.from_dict({"optim": {"lora_rank": 8}}).validate()
+def test_unknown_learner_precision_is_rejected_with_the_valid_choices():
+    with pytest.raises(ConfigError, match=r"optim\.precision must be fp32 or bf16, not 'fp16'"):
+        RunConfig.from_dict({"optim": {"precision": "fp16"}}).validate()

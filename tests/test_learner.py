@@ -102,3 +102,14 @@ def test_trainable_layers_leaves_embeddings_and_lower_blocks_untouched(base_mode
         if not top:
             assert not moved, f"{name} changed although it is frozen"
     assert any(not torch.equal(after[n], p) for n, p in base_model.named_parameters() if n.startswith("model.layers.2."))
+
+
+def test_bf16_autocast_takes_nearly_the_same_step_as_fp32(base_model):
+    exact, mixed = copy.deepcopy(base_model), copy.deepcopy(base_model)
+    learner_for(exact, lr=1e-3).update(make_batch())
+    learner_for(mixed, lr=1e-3, precision="bf16").update(make_batch())
+    before, after_a, after_b = params(base_model), params(exact), params(mixed)
+    delta_a = torch.cat([(after_a[n] - before[n]).flatten() for n in before])
+    delta_b = torch.cat([(after_b[n] - before[n]).flatten() for n in before])
+    assert all(p.dtype == torch.float32 for p in mixed.parameters())
+    assert torch.nn.functional.cosine_similarity(delta_a, delta_b, dim=0) > 0.9
