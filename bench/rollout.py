@@ -2,7 +2,8 @@
 
 Side by side in one process, one vLLM engine, the same prompts and seed:
 1. the agent loop's generation speed vs plain `vllm` generate of exactly the same token counts
-   (each path's own model tokens, ignore_eos), tool time reported apart;
+   (each path's own model tokens, ignore_eos); tool time reported apart is the time the loop waited
+   on tools with nothing to decode (calls that overlap decoding cost nothing there);
 2. GRPO (N = M, no branching) vs ARPO (N < M, entropy branching) at equal M: tokens generated,
    tokens prefilled (all context vs context not yet in the prefix cache), tool calls, wall time;
 3. sandboxed Python call latency p50/p99.
@@ -125,6 +126,7 @@ def main() -> int:
             "plain_tok_s": plain_tokens / plain_s,
             "ratio_excl_tools": (m["rollout/tokens_generated"] / model_s) / (plain_tokens / plain_s),
             "rounds": m["rollout/rounds"],
+            "sampler_steps": m["rollout/sampler_steps"],
         }
 
         # 2. GRPO vs ARPO at equal M, interleaved over seeds
@@ -154,10 +156,12 @@ def render(r: dict[str, Any]) -> str:
         "",
         "| | tokens | seconds | tok/s |",
         "|---|---|---|---|",
-        f"| agent loop, excl. tool time | {lv['loop_tokens']:.0f} | {lv['loop_wall_s'] - lv['loop_tool_s']:.1f} | {lv['loop_tok_s_excl_tools']:.0f} |",
-        f"| agent loop, incl. tool time ({lv['loop_tool_s']:.1f} s) | {lv['loop_tokens']:.0f} | {lv['loop_wall_s']:.1f} | {lv['loop_tok_s_incl_tools']:.0f} |",
+        f"| agent loop, excl. idle wait on tools | {lv['loop_tokens']:.0f} | {lv['loop_wall_s'] - lv['loop_tool_s']:.1f} | {lv['loop_tok_s_excl_tools']:.0f} |",
+        f"| agent loop, incl. idle wait on tools ({lv['loop_tool_s']:.1f} s) | {lv['loop_tokens']:.0f} | {lv['loop_wall_s']:.1f} | {lv['loop_tok_s_incl_tools']:.0f} |",
         f"| plain vLLM generate, same lengths | {lv['plain_tokens']:.0f} | {lv['plain_s']:.1f} | {lv['plain_tok_s']:.0f} |",
         f"| **ratio loop / plain (excl. tools)** | | | **{lv['ratio_excl_tools']:.2f}×** |",
+        "",
+        f"rounds (longest chain of dependent segments): {lv['rounds']:.0f}; sampler steps: {lv.get('sampler_steps', 0):.0f}",
         "",
         "| config | seed | paths | tool calls | calls/traj | forks | supplements | generated | prefilled (all) | prefilled (uncached) | rounds | wall s | tool s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",

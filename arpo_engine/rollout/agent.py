@@ -1,18 +1,30 @@
-"""The agent loop with ARPO's entropy-based adaptive branching (ARPO_SPEC.md §1-2).
+"""The agent loop with ARPO's entropy-based adaptive branching (ARPO_SPEC.md §1-2), event-driven.
 
-Each round generates one segment for every live path in a single batch: up to a tool call's closing
-marker, EOS, or the response budget. Then, per path:
+Each path runs on its own. Its segment is generated up to a tool call's closing marker, EOS or the
+response budget; a call runs in the tool thread pool as soon as its segment ends; as soon as the tool
+returns, the result is appended with mask 0 and the continuation is submitted to the sampler, where it
+joins whatever is decoding (vLLM batches continuously; a batch sampler decodes what is queued per step).
+No path waits for another path's segment, which a loop in synchronous rounds did.
+
+Branching, per path:
 1. The first segment's first k tokens give H_initial.
-2. A segment that follows tool result t gives H_t from its first k tokens; dH = H_t - H_initial
+2. The segment that follows tool result t gives H_t from its first k tokens; dH = H_t - H_initial
    decides the fork at the boundary of result t. This is the lag-free order: the official code decides
    after tool t with the entropy measured after tool t-1.
-3. A tool call is executed (all of a round's calls run concurrently) and its result is appended with
-   mask 0.
-Forks copy the parent's tokens up to the boundary and sample on from there in the next round; they
-inherit H_initial and do not decide again at the boundary they start from. A prompt never holds more
-than M paths; once all of its paths have ended below M, the missing ones are added as fresh samples at
-once (the official code adds one per iteration). All branching state lives in this call, so nothing
-leaks between training steps (the official code keeps H_initial in a dict that is never reset).
+3. A fork copies the parent's tokens up to the boundary and is sampled on from there; it inherits
+   H_initial and does not decide again at the boundary it starts from.
+A prompt never holds more than M paths (`budget.grant` decides which forks get the last slots); once all
+of its paths have ended below M, the missing ones are added as fresh samples at once (the official code
+adds one per iteration). AEPO's consecutive-branch penalty counts l along the deciding path's lineage:
+the decisions in a row, ending with its previous one, at which the rule said fork.
+
+Determinism: segments and tool calls finish in any order, so no random number comes from a shared
+stream in completion order. Each request's seed and each decision's draw is derived from one base seed
+(drawn from `deps.rng`) and a stable name (`seeding.py`); path ids are renumbered in a fixed order at the
+end. The same rng state gives the same trees whatever the scheduling.
+
+All branching state lives in this call, so nothing leaks between training steps (the official code keeps
+H_initial in a dict that is never reset).
 """
 
 from __future__ import annotations
@@ -20,18 +32,24 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from arpo_engine import branching
 from arpo_engine.config import RunConfig
 from arpo_engine.entropy import window_entropy
+from arpo_engine.rollout import paths
+from arpo_engine.rollout.budget import PathKey, Priority, grant
 from arpo_engine.rollout.formats import CallFormat, ParsedCall
 from arpo_engine.rollout.metrics import rollout_metrics
 from arpo_engine.rollout.sampler import GenRequest, GenResult, Sampler
-from arpo_engine.rollout.types import BranchDecision, Path, RolloutGroup, Segment, ToolEvent
+from arpo_engine.rollout.seeding import stable_seed, stable_uniform
+from arpo_engine.rollout.types import BranchDecision, Origin, Path, RolloutGroup
 from arpo_engine.tools.base import Tool, ToolResult
+
+# Phases of fresh samples, the first part of their keys: ids are numbered phase by phase.
+FIRST, AEPO_EXTRA, SUPPLEMENT = 0, 1, 2
 
 
 class PromptSample(Protocol):
@@ -47,7 +65,7 @@ class RolloutDeps:
     tools: Mapping[str, Tool]
     call_format: CallFormat
     rng: random.Random
-    """Source of every branching draw and per-request sampling seed."""
+    """Gives the base seed of every branching draw and per-request sampling seed (one draw per call)."""
 
 
 @dataclass
@@ -57,25 +75,57 @@ class RolloutBatch:
 
 
 @dataclass
+class _GroupState:
+    group: RolloutGroup
+    budget_tokens: int
+    awaiting_probe: bool = False
+    """AEPO dynamic budget: the probe path is running and N is not chosen yet."""
+    live: dict[PathKey, _Live] = field(default_factory=dict)
+    """Paths not finished yet: decoding, waiting for a tool, or about to be submitted."""
+    claims: list[_Claim] = field(default_factory=list)
+    """Fork claims not granted yet (see budget.py)."""
+    keys: list[PathKey] = field(default_factory=list)
+    """Stable key of each path, by index in group.paths."""
+    prompt_sent: bool = False
+    max_depth: int = 0
+
+
+@dataclass
 class _Live:
     """Loop bookkeeping for one path; dropped when the rollout returns."""
 
-    group: RolloutGroup
+    state: _GroupState
     path: Path
+    key: PathKey
     computed: int = 0
     """Context tokens (prompt + response) already in the sampler's cache, for prefill accounting."""
     pending_tool: int | None = None
     """t when the last thing appended was tool result t and its H_t window is still to come."""
+    streak: int = 0
+    """AEPO's l: decisions in a row along this lineage, up to the latest, at which the rule forked."""
+    depth: int = 0
+    """Logical round of the latest segment: segments that had to be generated one after another up to
+    it, counting a fork's wait for its parent and a supplement's wait for its group."""
+    requests: int = 0
+    """Segments this path has asked for (names its requests' seeds)."""
+
+    def next_decision(self) -> int:
+        """The earliest tool index t at which this path can still take a branch decision."""
+        return len(self.path.tool_calls) + (0 if self.pending_tool is not None else 1)
 
 
 @dataclass
-class _GroupState:
-    group: RolloutGroup
-    budget_tokens: int
-    consecutive: int = 0
-    """Rounds in a row in which this prompt forked (AEPO's l)."""
-    awaiting_probe: bool = False
-    """AEPO dynamic budget: the probe path is running and N is not chosen yet."""
+class _Claim:
+    """A decision that forked and waits for its children's slots."""
+
+    parent: _Live
+    record: BranchDecision
+    streak: int
+    depth: int
+
+    @property
+    def priority(self) -> Priority:
+        return (self.record.tool_index, self.parent.key)
 
 
 @dataclass
@@ -83,9 +133,9 @@ class _Counters:
     generated: int = 0
     prefill: int = 0
     prefill_new: int = 0
-    rounds: int = 0
-    tool_seconds: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
+    requests: int = 0
+    sampler_steps: int = 0
+    tool_wait_seconds: float = 0.0
 
 
 def build_prompt_ids(
@@ -112,285 +162,218 @@ def run_rollouts(
 ) -> RolloutBatch:
     """Roll out every prompt; greedy = validation decoding (one path, temperature 0, no branching)."""
     started = time.perf_counter()
-    rc, bc = config.rollout, config.branching
+    bc = config.branching
     branching_on = bc.enabled and not greedy
-    budget = 1 if greedy else rc.group_size
-    initial = budget if greedy or not bc.enabled else rc.initial_samples  # GRPO: N = M
+    budget = 1 if greedy else config.rollout.group_size
+    initial = budget if greedy or not bc.enabled else config.rollout.initial_samples  # GRPO: N = M
     system_prompt = deps.call_format.system_prompt(deps.tools, config.system_prompt)
-    stops = deps.call_format.stop_strings(deps.tools)
-    counters = _Counters()
+    states = [
+        _new_state(first_index + i, sample, system_prompt, budget, initial, config, deps, branching_on)
+        for i, sample in enumerate(samples)
+    ]
+    loop = _Loop(config, deps, greedy=greedy, branching_on=branching_on)
+    loop.run(states, initial)
+    for state in states:
+        paths.renumber(state.group, state.keys)
 
-    states: list[_GroupState] = []
-    live: list[_Live] = []
-    for i, sample in enumerate(samples):
-        prompt_ids, prompt_text = build_prompt_ids(deps.sampler.tokenizer, sample.messages, system_prompt)
-        if len(prompt_ids) > config.data.max_prompt_tokens:
-            raise ValueError(
-                f"prompt {first_index + i} has {len(prompt_ids)} tokens with the system prompt, "
-                f"over data.max_prompt_tokens={config.data.max_prompt_tokens}"
-            )
-        group = RolloutGroup(
-            prompt_index=first_index + i,
-            prompt_ids=prompt_ids,
-            prompt_text=prompt_text,
-            sample=_sample_dict(sample),
-            initial_samples=initial,
-            budget=budget,
-            entropy_estimator=deps.sampler.entropy_estimator,
-        )
-        budget_tokens = min(rc.max_response_tokens, config.model.max_model_len - len(prompt_ids))
-        state = _GroupState(group, budget_tokens, awaiting_probe=branching_on and bc.dynamic_budget)
-        states.append(state)
-        n_start = 1 if state.awaiting_probe else initial
-        live.extend(_new_path(group, "initial") for _ in range(n_start))
-
-    temperature = 0.0 if greedy else rc.temperature
-    while live:
-        counters.rounds += 1
-        results = _generate(live, states_by_group(states), stops, temperature, rc.top_p, deps, counters)
-        calls: list[tuple[_Live, ParsedCall]] = []
-        for lv, res in zip(live, results, strict=True):
-            call = _absorb_segment(lv, res, config, deps)
-            if call is not None:
-                calls.append((lv, call))
-        new_paths = _branch(live, results, states, config, deps) if branching_on else []
-        tool_started = time.perf_counter()
-        _run_tools(calls, states_by_group(states), config, deps)
-        counters.tool_seconds += time.perf_counter() - tool_started
-        live = [lv for lv in live if not lv.path.finished] + new_paths
-        live.extend(_refill(states, live, config, deps, branching_on))
-
-    elapsed = time.perf_counter() - started
+    c = loop.counters
     groups = [s.group for s in states]
     metrics = rollout_metrics(
         groups,
-        rollout_seconds=elapsed,
-        tool_seconds=counters.tool_seconds,
-        generated_tokens=counters.generated,
-        prefill_tokens=counters.prefill,
-        prefill_new_tokens=counters.prefill_new,
-        rounds=counters.rounds,
+        rollout_seconds=time.perf_counter() - started,
+        tool_seconds=c.tool_wait_seconds,
+        generated_tokens=c.generated,
+        prefill_tokens=c.prefill,
+        prefill_new_tokens=c.prefill_new,
+        rounds=max((s.max_depth for s in states), default=0),
+        requests=c.requests,
+        sampler_steps=c.sampler_steps,
     )
     return RolloutBatch(groups=groups, metrics=metrics)
 
 
-def states_by_group(states: Sequence[_GroupState]) -> dict[int, _GroupState]:
-    return {id(s.group): s for s in states}
+def _new_state(
+    index: int,
+    sample: PromptSample,
+    system_prompt: str,
+    budget: int,
+    initial: int,
+    config: RunConfig,
+    deps: RolloutDeps,
+    branching_on: bool,
+) -> _GroupState:
+    prompt_ids, prompt_text = build_prompt_ids(deps.sampler.tokenizer, sample.messages, system_prompt)
+    if len(prompt_ids) > config.data.max_prompt_tokens:
+        raise ValueError(
+            f"prompt {index} has {len(prompt_ids)} tokens with the system prompt, "
+            f"over data.max_prompt_tokens={config.data.max_prompt_tokens}"
+        )
+    group = RolloutGroup(
+        prompt_index=index,
+        prompt_ids=prompt_ids,
+        prompt_text=prompt_text,
+        sample=_sample_dict(sample),
+        initial_samples=initial,
+        budget=budget,
+        entropy_estimator=deps.sampler.entropy_estimator,
+    )
+    budget_tokens = min(config.rollout.max_response_tokens, config.model.max_model_len - len(prompt_ids))
+    return _GroupState(group, budget_tokens, awaiting_probe=branching_on and config.branching.dynamic_budget)
 
 
 def _sample_dict(sample: PromptSample) -> dict[str, Any]:
     if hasattr(sample, "__dataclass_fields__"):
-        from dataclasses import asdict
-
         return asdict(sample)  # type: ignore[call-overload, no-any-return]
     return {"messages": list(sample.messages)}
 
 
-def _new_path(group: RolloutGroup, origin: str) -> _Live:
-    path = Path(id=len(group.paths), origin=origin)  # type: ignore[arg-type]
-    group.paths.append(path)
-    return _Live(group=group, path=path)
+class _Loop:
+    """One rollout call's scheduler: what is decoding, which tools run, and what each completion starts."""
 
+    def __init__(self, config: RunConfig, deps: RolloutDeps, *, greedy: bool, branching_on: bool) -> None:
+        self.config, self.deps, self.branching_on = config, deps, branching_on
+        self.temperature = 0.0 if greedy else config.rollout.temperature
+        self.stops = deps.call_format.stop_strings(deps.tools)
+        self.base_seed = deps.rng.getrandbits(64)
+        self.decoding: dict[str, _Live] = {}
+        self.running_calls: dict[Future[tuple[ToolResult, float]], tuple[_Live, ParsedCall]] = {}
+        self.counters = _Counters()
+        self._pool: ThreadPoolExecutor | None = None
 
-def _generate(
-    live: Sequence[_Live],
-    by_group: Mapping[int, _GroupState],
-    stops: tuple[str, ...],
-    temperature: float,
-    top_p: float,
-    deps: RolloutDeps,
-    counters: _Counters,
-) -> list[GenResult]:
-    requests = []
-    computed_prompts: set[int] = set()
-    for lv in live:
-        context = lv.group.prompt_ids + lv.path.token_ids
-        remaining = by_group[id(lv.group)].budget_tokens - len(lv.path.token_ids)
-        requests.append(GenRequest(context, max_tokens=remaining, stop=stops, seed=deps.rng.getrandbits(31)))
-        counters.prefill += len(context)
-        if lv.computed == 0 and id(lv.group) in computed_prompts:
-            lv.computed = len(lv.group.prompt_ids)  # a sibling in this batch prefills the same prompt
-        counters.prefill_new += len(context) - lv.computed
-        computed_prompts.add(id(lv.group))
-    results = deps.sampler.generate(requests, temperature=temperature, top_p=top_p)
-    counters.generated += sum(len(res.token_ids) for res in results)
-    return results
+    def run(self, states: Sequence[_GroupState], initial: int) -> None:
+        with ThreadPoolExecutor(max_workers=max(1, self.config.rollout.tool_concurrency)) as pool:
+            self._pool = pool
+            try:
+                for state in states:
+                    self._start(state, FIRST, 1 if state.awaiting_probe else initial, "initial")
+                while self.decoding or self.running_calls:
+                    self._advance()
+            except BaseException:
+                self.deps.sampler.cancel()
+                for future in self.running_calls:
+                    future.cancel()
+                raise
 
+    def _advance(self) -> None:
+        sampler = self.deps.sampler
+        if self.decoding and (sampler.continuous_batching or not self.running_calls):
+            self.counters.sampler_steps += 1
+            for key, result in sampler.step():
+                self._on_segment(self.decoding.pop(key), result)
+            self._collect_tools(None)
+        elif sampler.continuous_batching:
+            self._collect_tools(FIRST_COMPLETED)  # nothing to decode until a tool returns
+        else:
+            self._collect_tools(ALL_COMPLETED)  # a batch sampler gets every continuation in one batch
 
-def _absorb_segment(lv: _Live, res: GenResult, config: RunConfig, deps: RolloutDeps) -> ParsedCall | None:
-    """Append a generated segment; return the tool call it ends with, if it should be executed."""
-    path = lv.path
-    start = len(path.token_ids)
-    path.token_ids.extend(res.token_ids)
-    path.mask.extend([1] * len(res.token_ids))
-    path.entropies.extend(res.entropies)
-    path.segments.append(Segment("model", start, len(path.token_ids), res.text))
-    lv.computed = len(lv.group.prompt_ids) + len(path.token_ids)
-    if res.finish_reason == "eos":
-        path.finish_reason = "eos"
-        return None
-    if res.finish_reason == "length" or not res.token_ids:
-        path.finish_reason = "length"
-        return None
-    parsed = deps.call_format.parse_call(path.segments[-1].text, deps.tools)
-    if parsed is None:  # a stop string that is not a well-formed call end
-        path.finish_reason = "stop"
-        return None
-    if len(path.tool_calls) >= config.rollout.max_tool_calls:
-        path.finish_reason = "call_limit"  # official behaviour: the trajectory ends here
-        return None
-    return parsed
+    def _collect_tools(self, wait_for: str | None) -> None:
+        if not self.running_calls:
+            return
+        if wait_for is None:
+            done = {f for f in self.running_calls if f.done()}
+        else:
+            waited = time.perf_counter()
+            done = wait(self.running_calls, return_when=wait_for).done
+            self.counters.tool_wait_seconds += time.perf_counter() - waited
+        for future in [f for f in self.running_calls if f in done]:
+            lv, parsed = self.running_calls.pop(future)
+            result, latency_ms = future.result()
+            self._on_tool_result(lv, parsed, result, latency_ms)
 
+    def _on_segment(self, lv: _Live, res: GenResult) -> None:
+        self.counters.generated += len(res.token_ids)
+        path, rc = lv.path, self.config.rollout
+        call = paths.absorb_segment(path, res, self.deps.call_format, self.deps.tools, rc.max_tool_calls)
+        lv.computed = len(lv.state.group.prompt_ids) + len(path.token_ids)
+        t, lv.pending_tool = lv.pending_tool, None
+        if self.branching_on:
+            self._measure(lv, res, t)
+        if call is not None:
+            assert self._pool is not None
+            self.running_calls[self._pool.submit(paths.call_tool, call, self.deps.tools)] = (lv, call)
+        else:
+            del lv.state.live[lv.key]
+        self._settle(lv.state)
 
-def _branch(
-    live: Sequence[_Live],
-    results: Sequence[GenResult],
-    states: Sequence[_GroupState],
-    config: RunConfig,
-    deps: RolloutDeps,
-) -> list[_Live]:
-    """Take the entropy measurements of this round's segments and fork where the rule says so."""
-    bc = config.branching
-    vocab = deps.sampler.vocab_size
-    forked_groups: set[int] = set()
-    decided_groups: set[int] = set()
-    by_group = states_by_group(states)
-    new: list[_Live] = []
-    for lv, res in zip(live, results, strict=True):
-        path = lv.path
+    def _on_tool_result(self, lv: _Live, parsed: ParsedCall, result: ToolResult, latency_ms: float) -> None:
+        event = paths.append_result(
+            lv.path,
+            parsed,
+            result,
+            latency_ms,
+            budget_tokens=lv.state.budget_tokens,
+            max_chars=self.config.rollout.tool_result_max_chars,
+            call_format=self.deps.call_format,
+            tokenizer=self.deps.sampler.tokenizer,
+        )
+        lv.pending_tool = event.index
+        if lv.path.finished:
+            del lv.state.live[lv.key]
+        else:
+            self._submit(lv)
+        self._settle(lv.state)
+
+    def _measure(self, lv: _Live, res: GenResult, t: int | None) -> None:
+        """Entropy of a segment's first k tokens: H_initial, or H_t and the branch decision at t."""
+        bc, path = self.config.branching, lv.path
+        vocab = self.deps.sampler.vocab_size
         window = res.entropies[: bc.entropy_window]
         if len(path.segments) == 1 and path.origin != "fork":
             path.h_initial = window_entropy(window, vocab, bc.window_reduce)
-        t, lv.pending_tool = lv.pending_tool, None
         if t is None or path.h_initial is None or not res.token_ids:
-            continue
-        state = by_group[id(lv.group)]
+            return
         h_t = window_entropy(window, vocab, bc.window_reduce)
         delta = h_t - path.h_initial
-        decision = branching.decide(delta, bc, consecutive=state.consecutive, draw=deps.rng.random())
+        draw = stable_uniform(self.base_seed, "branch", lv.state.group.prompt_index, lv.key, t)
+        decision = branching.decide(delta, bc, consecutive=lv.streak, draw=draw)
+        lv.streak = lv.streak + 1 if decision.forked else 0
         boundary = path.tool_calls[t - 1].result_end
         record = BranchDecision(t, boundary, h_t, delta, decision.score, decision.draw, decision.forked)
         path.decisions.append(record)
-        decided_groups.add(id(lv.group))
-        if not decision.forked:
-            continue
-        for _ in range(branching.fork_count(len(lv.group.paths), lv.group.budget, bc.beam_width)):
-            child = _fork(lv, boundary, t)
-            record.children.append(child.path.id)
-            new.append(child)
-        if record.children:
-            forked_groups.add(id(lv.group))
-    for state in states:
-        if id(state.group) in forked_groups:
-            state.consecutive += 1
-        elif id(state.group) in decided_groups:
-            state.consecutive = 0
-    return new
+        if decision.forked:
+            lv.state.claims.append(_Claim(lv, record, lv.streak, lv.depth))
 
+    def _settle(self, state: _GroupState) -> None:
+        """After any event in a group: grant the fork claims that can be granted, then refill if idle."""
+        while self._grant_one(state):
+            pass
+        if not state.live and not state.claims:
+            self._refill(state)
 
-def _fork(parent: _Live, boundary: int, t: int) -> _Live:
-    src = parent.path
-    child = _new_path(parent.group, "fork")
-    p = child.path
-    p.parent, p.fork_boundary, p.fork_tool_index, p.h_initial = src.id, boundary, t, src.h_initial
-    p.token_ids = src.token_ids[:boundary]
-    p.mask = src.mask[:boundary]
-    p.entropies = src.entropies[:boundary]
-    p.segments = [s for s in src.segments if s.end <= boundary]
-    p.tool_calls = src.tool_calls[:t]
-    p.decisions = [d for d in src.decisions if d.tool_index < t]
-    # The parent generated past the boundary, so the whole shared prefix is in the cache already.
-    child.computed = len(parent.group.prompt_ids) + boundary
-    return child
-
-
-def _run_tools(
-    calls: Sequence[tuple[_Live, ParsedCall]],
-    by_group: Mapping[int, _GroupState],
-    config: RunConfig,
-    deps: RolloutDeps,
-) -> None:
-    if not calls:
-        return
-    workers = max(1, min(config.rollout.tool_concurrency, len(calls)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(lambda c: _call_tool(c[1], deps.tools), calls))
-    for (lv, parsed), (result, latency_ms) in zip(calls, outcomes, strict=True):
-        _append_result(lv, parsed, result, latency_ms, by_group[id(lv.group)].budget_tokens, config, deps)
-
-
-def _call_tool(parsed: ParsedCall, tools: Mapping[str, Tool]) -> tuple[ToolResult, float]:
-    started = time.perf_counter()
-    call = parsed.call
-    if parsed.error is not None:
-        result = ToolResult(output=f"Error: {parsed.error}", error="bad_call")
-    elif call.name not in tools:
-        known = ", ".join(tools) or "none"
-        message = f"Error: no tool named {call.name!r} (tools: {known})"
-        result = ToolResult(output=message, error="unknown_tool")
-    else:
-        try:
-            result = tools[call.name].run(call.arguments)
-        except Exception as exc:  # a tool must not take the rollout down with it
-            result = ToolResult(output=f"Error: the tool failed: {exc}", error="tool_crash")
-    return result, (time.perf_counter() - started) * 1000.0
-
-
-def _append_result(
-    lv: _Live,
-    parsed: ParsedCall,
-    result: ToolResult,
-    latency_ms: float,
-    budget_tokens: int,
-    config: RunConfig,
-    deps: RolloutDeps,
-) -> None:
-    path = lv.path
-    output = result.output
-    limit = config.rollout.tool_result_max_chars
-    if len(output) > limit:
-        output = output[:limit] + "\n[output truncated]"
-    text = deps.call_format.render_result(output)
-    ids = deps.sampler.tokenizer(text, add_special_tokens=False)["input_ids"]
-    room = budget_tokens - len(path.token_ids)
-    if len(ids) >= room:  # no room left for the model to read the result and go on
-        ids = ids[: max(0, room)]
-        text = deps.sampler.tokenizer.decode(ids)
-        path.finish_reason = "length"
-    start = len(path.token_ids)
-    path.token_ids.extend(ids)
-    path.mask.extend([0] * len(ids))
-    path.entropies.extend([None] * len(ids))
-    path.segments.append(Segment("tool", start, len(path.token_ids), text))
-    event = ToolEvent(
-        index=len(path.tool_calls) + 1,
-        name=parsed.call.name,
-        arguments=dict(parsed.call.arguments),
-        raw=parsed.call.raw,
-        output=output,
-        error=result.error,
-        latency_ms=result.latency_ms or latency_ms,
-        result_start=start,
-        result_end=len(path.token_ids),
-    )
-    path.tool_calls.append(event)
-    lv.pending_tool = event.index
-
-
-def _refill(
-    states: Sequence[_GroupState],
-    live: Sequence[_Live],
-    config: RunConfig,
-    deps: RolloutDeps,
-    branching_on: bool,
-) -> list[_Live]:
-    """Start paths for groups whose live paths have all ended: the AEPO probe's N, or supplements to M."""
-    busy = {id(lv.group) for lv in live}
-    added: list[_Live] = []
-    for state in states:
+    def _grant_one(self, state: _GroupState) -> bool:
         group = state.group
-        if id(group) in busy or len(group.paths) >= group.budget:
-            continue
+        live = [(lv.next_decision(), lv.key) for lv in state.live.values()]
+        for claim in sorted(state.claims, key=lambda c: c.priority):
+            n = grant(
+                claim.priority,
+                free=group.budget - len(group.paths),
+                beam_width=self.config.branching.beam_width,
+                live=live,
+                waiting=[c.priority for c in state.claims if c is not claim],
+            )
+            if n is not None:
+                state.claims.remove(claim)
+                self._fork(state, claim, n)
+                return True
+        return False
+
+    def _fork(self, state: _GroupState, claim: _Claim, n: int) -> None:
+        group, parent = state.group, claim.parent
+        t, boundary = claim.record.tool_index, claim.record.boundary
+        for j in range(n):
+            path = paths.fork_path(parent.path, len(group.paths), boundary, t)
+            claim.record.children.append(path.id)
+            # The parent generated past the boundary, so the whole shared prefix is in the cache already.
+            child = self._add(state, path, (*parent.key, t, j))
+            child.computed = len(group.prompt_ids) + boundary
+            child.streak, child.depth = claim.streak, claim.depth
+            self._submit(child)
+
+    def _refill(self, state: _GroupState) -> None:
+        """A group whose paths have all ended: start the AEPO probe's N, or supplements up to M."""
+        group = state.group
+        if len(group.paths) >= group.budget:
+            return
         if state.awaiting_probe:
             state.awaiting_probe = False
             probe = group.paths[0]
@@ -401,10 +384,46 @@ def _refill(
             )
             group.initial_samples = n
             extra = max(0, min(n, group.budget) - len(group.paths))
-            added.extend(_new_path(group, "initial") for _ in range(extra))
+            self._start(state, AEPO_EXTRA, extra, "initial")
             if extra:
-                continue
+                return
         missing = group.budget - len(group.paths)
         group.supplements += missing
-        added.extend(_new_path(group, "supplement") for _ in range(missing))
-    return added
+        self._start(state, SUPPLEMENT, missing, "supplement")
+
+    def _start(self, state: _GroupState, phase: int, count: int, origin: Origin) -> None:
+        """Start `count` fresh samples, logically after every segment their group has generated so far."""
+        depth = state.max_depth
+        for i in range(count):
+            lv = self._add(state, Path(id=len(state.group.paths), origin=origin), (phase, i))
+            lv.depth = depth
+            self._submit(lv)
+
+    def _add(self, state: _GroupState, path: Path, key: PathKey) -> _Live:
+        state.group.paths.append(path)
+        state.keys.append(key)
+        lv = _Live(state, path, key)
+        state.live[key] = lv
+        return lv
+
+    def _submit(self, lv: _Live) -> None:
+        state, path = lv.state, lv.path
+        group = state.group
+        context = group.prompt_ids + path.token_ids
+        seed = stable_seed(self.base_seed, "sample", group.prompt_index, lv.key, lv.requests)
+        request = GenRequest(context, max_tokens=state.budget_tokens - len(path.token_ids), stop=self.stops, seed=seed)
+        key = f"{group.prompt_index}/{'.'.join(map(str, lv.key))}/{lv.requests}"
+        lv.requests += 1
+        lv.depth += 1
+        state.max_depth = max(state.max_depth, lv.depth)
+        self._count_prefill(lv, len(context))
+        self.decoding[key] = lv
+        self.deps.sampler.submit(key, request, temperature=self.temperature, top_p=self.config.rollout.top_p)
+
+    def _count_prefill(self, lv: _Live, context_len: int) -> None:
+        if lv.computed == 0 and lv.state.prompt_sent:
+            lv.computed = len(lv.state.group.prompt_ids)  # a sibling has prefilled the same prompt
+        lv.state.prompt_sent = True
+        self.counters.requests += 1
+        self.counters.prefill += context_len
+        self.counters.prefill_new += context_len - lv.computed

@@ -6,7 +6,8 @@ before top-p) at every generated position, the same quantity the learner can rec
 slower than vLLM and has no prefix cache, but needs nothing beyond torch and transformers.
 
 Sampling draws every request's tokens from its own seeded `torch.Generator`, so a request's sample
-does not depend on its batch neighbours (up to float rounding of the padded batch).
+does not depend on its batch neighbours (up to float rounding of the padded batch). There is no
+continuous batching: the streaming interface (`submit`/`step`) decodes all queued requests as one batch.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Literal
 import torch
 
 from arpo_engine.entropy import token_entropy
-from arpo_engine.rollout.sampler import GenRequest, GenResult
+from arpo_engine.rollout.sampler import BatchQueue, Finished, GenRequest, GenResult, check_sampling
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -44,6 +45,8 @@ class TransformersSampler:
     """Sampler protocol on a Hugging Face causal LM (exact entropies, per-request seeds)."""
 
     entropy_estimator = "exact"
+    continuous_batching = False
+    """Each step decodes the queued requests to the end as one batch (no joining mid-batch)."""
 
     def __init__(
         self,
@@ -77,18 +80,30 @@ class TransformersSampler:
         pad = self.tokenizer.pad_token_id
         self.pad_token_id = int(pad) if pad is not None else min(self.eos_token_ids)
         self._seeds = random.Random(seed)
+        self._queue = BatchQueue()
 
     def generate(
         self, requests: Sequence[GenRequest], *, temperature: float, top_p: float
     ) -> list[GenResult]:
-        if temperature < 0 or not 0 < top_p <= 1:
-            raise ValueError(f"bad sampling parameters: temperature={temperature}, top_p={top_p}")
+        check_sampling(temperature, top_p)
         rows = [self._new_row(r) for r in requests]
         # Similar lengths share a batch, so left padding wastes little compute.
         order = sorted(range(len(rows)), key=lambda i: len(rows[i].request.prompt_ids))
         for start in range(0, len(order), self.max_batch_size):
             self._decode([rows[i] for i in order[start : start + self.max_batch_size]], temperature, top_p)
         return [self._result(row) for row in rows]
+
+    def submit(self, key: str, request: GenRequest, *, temperature: float, top_p: float) -> None:
+        self._queue.add(key, request, temperature, top_p)
+
+    def step(self) -> list[Finished]:
+        return self._queue.run(self.generate)
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def cancel(self) -> None:
+        self._queue.clear()
 
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Copy new parameter values in place (the learner's weight sync)."""

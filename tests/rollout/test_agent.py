@@ -134,7 +134,7 @@ def test_equal_or_falling_entropy_does_not_fork_under_threshold_rule(after):
     assert [p.origin for p in group.paths] == ["initial", "supplement", "supplement"]
 
 
-def test_stochastic_rule_uses_the_injected_draws():
+def test_stochastic_rule_draws_come_from_the_injected_rng():
     cfg = config(branching={"rule": "stochastic"}, rollout={"group_size": 16, "initial_samples": 8})
     a, _, _ = run(agent_script(calls=2, entropy_after=[1.0, 1.0]), cfg, seed=3)
     b, _, _ = run(agent_script(calls=2, entropy_after=[1.0, 1.0]), cfg, seed=3)
@@ -166,8 +166,10 @@ def test_supplements_fill_each_group_to_m_at_once():
         assert group.supplements == 4
         assert [p.origin for p in group.paths].count("supplement") == 4
     assert batch.metrics["branch/supplements"] == 8
-    # 2 rounds for the first paths, then 2 rounds in which all 8 supplements run together
+    # 2 segments in a row for the first paths, then 2 in which all 8 supplements run together
     assert batch.metrics["rollout/rounds"] == 4
+    # a batch sampler decodes each of those waves as one batch, like a synchronous loop
+    assert batch.metrics["rollout/sampler_steps"] == 4
 
 
 def test_decision_after_tool_t_uses_entropy_measured_after_result_t():
@@ -293,3 +295,32 @@ def test_hermes_parser_reads_the_last_call_of_a_multi_call_text():
     parsed = fmt.parse_call(text, {})
     assert parsed is not None and parsed.error is None
     assert (parsed.call.name, dict(parsed.call.arguments)) == ("b", {"x": 1})
+
+
+def test_consecutive_penalty_counts_forks_in_a_row_along_the_path_lineage():
+    # dH = 5 * (2 - 1) / ln 256: score 0.5 + 0.2 * dH = 0.68 > tau, halved after a fork to 0.34 < tau
+    cfg = config(
+        rollout={"group_size": 16, "initial_samples": 1, "max_tool_calls": 3},
+        branching={"tau": 0.6, "consecutive_penalty": 0.5},
+    )
+    batch, _, _ = run(agent_script(calls=3, entropy_after=[2.0, 2.0, 2.0]), cfg)
+    paths = batch.groups[0].paths
+    root = paths[0]
+    assert [d.forked for d in root.decisions] == [True, False, True]
+    assert root.decisions[1].score == pytest.approx(0.5 * root.decisions[0].score)
+    # the fork at t=1 inherits the streak: it does not fork at t=2, then does at t=3
+    child = paths[root.decisions[0].children[0]]
+    assert [(d.tool_index, d.forked) for d in child.decisions if d.tool_index > 1] == [(2, False), (3, True)]
+
+
+def test_a_failing_request_leaves_nothing_pending_in_the_sampler():
+    def script(ctx: ScriptContext) -> Reply:
+        if ctx.call == 5:
+            raise RuntimeError("engine died")
+        return agent_script(calls=2, entropy_after=[1.0, 1.0])(ctx)
+
+    sampler = ScriptedSampler(script, vocab_size=VOCAB, schedule="tokens")
+    deps = RolloutDeps(sampler, {"upper": UpperTool()}, get_format("tags"), random.Random(0))
+    with pytest.raises(RuntimeError, match="engine died"):
+        run_rollouts([Sample("q0"), Sample("q1")], config(), deps)
+    assert sampler.pending() == 0

@@ -170,6 +170,22 @@ def test_update_weights_changes_what_the_transformers_sampler_generates(
     assert after.token_ids != before.token_ids
 
 
+def test_streamed_requests_on_the_transformers_sampler_come_back_as_one_batch_under_their_keys(
+    tiny: TransformersSampler, prompts: list[list[int]]
+) -> None:
+    requests = [GenRequest(p, 6, seed=20 + i) for i, p in enumerate(prompts)]
+    expected = tiny.generate(requests, temperature=1.0, top_p=1.0)
+    assert not tiny.continuous_batching
+    for i, r in enumerate(requests):
+        tiny.submit(f"r{i}", r, temperature=1.0, top_p=1.0)
+    with pytest.raises(ValueError, match="already pending"):
+        tiny.submit("r0", requests[0], temperature=1.0, top_p=1.0)
+    assert tiny.pending() == 3
+    got = dict(tiny.step())
+    assert tiny.pending() == 0 and tiny.step() == []
+    assert [got[f"r{i}"].token_ids for i in range(3)] == [r.token_ids for r in expected]
+
+
 def test_make_sampler_builds_the_configured_sampler_on_the_resolved_model(tiny_model_dir: Path) -> None:
     sampler = make_sampler(
         ModelConfig(path=str(tiny_model_dir), max_model_len=256), RolloutConfig(sampler="transformers"), seed=0
@@ -319,3 +335,36 @@ def test_vllm_update_weights_refuses_a_partial_set_of_weights(
     state = smol_hf.model.state_dict()
     with pytest.raises(ValueError, match="missing"):
         smol_vllm.update_weights([("model.norm.weight", state["model.norm.weight"])])
+
+
+@pytest.mark.slow
+def test_vllm_request_submitted_mid_decode_joins_the_batch_and_samples_as_generate_does(smol_vllm: VLLMSampler) -> None:
+    tok = smol_vllm.tokenizer
+    story, count = GenRequest(chat(tok, STORY), 24, seed=5), GenRequest(chat(tok, COUNT), 12, seed=6)
+    expected = smol_vllm.generate([story, count], temperature=1.0, top_p=1.0)
+    assert smol_vllm.continuous_batching
+    smol_vllm.submit("story", story, temperature=1.0, top_p=1.0)
+    got = dict(smol_vllm.step() + smol_vllm.step() + smol_vllm.step())  # prefill and two tokens
+    assert not got and smol_vllm.pending() == 1
+    smol_vllm.submit("count", count, temperature=1.0, top_p=1.0)
+    steps = 0
+    while smol_vllm.pending():
+        got.update(smol_vllm.step())
+        steps += 1
+    assert steps < 24 + 12  # decoded side by side, not one after the other
+    for key, want in zip(["story", "count"], expected, strict=True):
+        assert got[key].token_ids == want.token_ids
+        assert got[key].finish_reason == want.finish_reason
+        torch.testing.assert_close(torch.tensor(got[key].entropies), torch.tensor(want.entropies), atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.slow
+def test_vllm_cancel_drops_pending_requests_and_generate_works_after(smol_vllm: VLLMSampler) -> None:
+    request = GenRequest(chat(smol_vllm.tokenizer, STORY), 16, seed=8)
+    smol_vllm.submit("a", request, temperature=1.0, top_p=1.0)
+    smol_vllm.step()
+    with pytest.raises(RuntimeError, match="pending"):
+        smol_vllm.generate([request], temperature=1.0, top_p=1.0)
+    smol_vllm.cancel()
+    assert smol_vllm.pending() == 0 and smol_vllm.step() == []
+    assert 1 <= len(one(smol_vllm, request).token_ids) <= 16
