@@ -15,9 +15,14 @@ export PYTHONUNBUFFERED := 1
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test test-fast lint deps model model-sft demo-data bench clean
+.PHONY: run rollout-demo test test-fast lint deps model model-sft demo-data bench bench-learning clean
 
+# Until the web service exists: a short ARPO run on the real model from the demo SFT cold start.
 run: deps model demo-data model-sft
+	$(BIN)/python -m arpo_engine train configs/demo_train.yaml --run-id demo --restart --show-rollouts
+
+# Print rollout trees of the SFT model without training.
+rollout-demo: deps model demo-data model-sft
 	$(BIN)/python -m arpo_engine rollout configs/demo_rollout.yaml
 
 test: deps model demo-data model-sft
@@ -68,6 +73,10 @@ $(MODEL_SFT): configs/demo_sft.yaml | $(MODEL) $(DEMO)
 
 bench: deps model demo-data model-sft
 	$(BIN)/python bench/rollout.py
+
+# The learning proof of docs/benchmarks.md (about an hour on a 2-core CPU).
+bench-learning: deps model demo-data model-sft
+	$(BIN)/python bench/arpo_vs_grpo.py
 
 clean:
 	rm -rf $(VENV) var

@@ -10,7 +10,7 @@ Everything runs through the public CLI, one process per stage, so this is also w
 Writes `<out>/arpo_vs_grpo.json`, `<out>/learning_curves.png` (train reward and tool calls per step),
 `<out>/heldout_accuracy.png`, and prints the markdown tables of docs/benchmarks.md.
 
-Run: `.venv/bin/python bench/arpo_vs_grpo.py [--steps 10] [--arpo-seeds 0 1] [--grpo-seeds 0]`
+Run: `.venv/bin/python bench/arpo_vs_grpo.py [--steps 6] [--arpo-seeds 0 1] [--grpo-seeds 0]`
 (after `make model-sft`). Work files and checkpoints go to var/bench/arpo_vs_grpo/.
 """
 
@@ -55,7 +55,7 @@ def run_config(args: argparse.Namespace, algo: str, seed: int, work: Path) -> Pa
     raw["optim"]["lr"] = args.lr
     raw["optim"]["trainable_layers"] = args.trainable_layers
     raw["train"].update(
-        steps=args.steps, eval_every=args.steps, eval_prompts=args.eval_prompts, eval_at_start=False
+        steps=args.steps, eval_every=args.eval_every or args.steps, eval_prompts=args.eval_prompts, eval_at_start=False
     )
     raw["checkpoint"].update(dir=str(work / "runs"), every_steps=args.steps, keep_last=1)
     path = work / f"{algo}-s{seed}.json"
@@ -171,7 +171,8 @@ def report(results: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=10, help="RL steps per run")
+    parser.add_argument("--steps", type=int, default=6, help="RL steps per run")
+    parser.add_argument("--eval-every", type=int, default=3, help="held-out evaluation every N steps (and at the end)")
     parser.add_argument("--arpo-seeds", type=int, nargs="*", default=[0, 1])
     parser.add_argument("--grpo-seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--group-size", type=int, default=8, help="M, paths per prompt")
@@ -180,7 +181,7 @@ def main() -> int:
     parser.add_argument("--mini-batch-prompts", type=int, default=2)
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--trainable-layers", type=int, default=8)
-    parser.add_argument("--eval-prompts", type=int, default=200)
+    parser.add_argument("--eval-prompts", type=int, default=100)
     parser.add_argument("--skip-base", action="store_true", help="reuse base/SFT evals from an earlier run's JSON")
     parser.add_argument("--out", default=str(ROOT / "docs"))
     parser.add_argument("--work", default=str(ROOT / "var" / "bench" / "arpo_vs_grpo"))
