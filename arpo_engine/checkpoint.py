@@ -12,21 +12,16 @@ PRODUCT.md ("Checkpoint download", "runs that survive a worker crash"). Layout u
 Each folder is written under a hidden temp name beside its final one and renamed into place, and the
 resume folder (which ends with COMPLETE.json) is renamed only after its step folder, so a crash at any
 moment leaves the previous resume point intact. Nothing is pickled: tensors go to safetensors and
-everything else to JSON, so opening a checkpoint never runs code from it.
+everything else to JSON, so opening a checkpoint never runs code from it. The download folder's
+contents are written by `checkpoint_download`, the crash-safe file handling is in `checkpoint_files`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
-import re
-import shutil
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +29,21 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from arpo_engine import lora
+from arpo_engine.checkpoint_download import run_info, write_download
+from arpo_engine.checkpoint_files import (
+    alias_target,
+    read_json,
+    remove_dir,
+    set_alias,
+    step_numbers,
+    sweep_temp,
+    write_atomically,
+    write_json,
+)
 from arpo_engine.config import RunConfig
 
 FORMAT_VERSION = 1
 COMPLETE = "COMPLETE.json"
-_STEP_RE = re.compile(r"^step-(\d+)$")
-_CARD_METRICS = (
-    "eval/accuracy", "eval/reward_mean", "accuracy", "reward/mean", "tools/calls_per_traj",
-    "entropy/token_mean", "branch/fork_rate", "response/len_mean",
-)  # fmt: skip
-
-
 @dataclass(frozen=True)
 class DataPosition:
     """Where the data loader stands: the next prompt is `order[index]` of epoch `epoch`."""
@@ -134,15 +133,15 @@ class CheckpointManager:
         config = run_config.to_dict() if isinstance(run_config, RunConfig) else dict(run_config)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "resume").mkdir(exist_ok=True)
-        _sweep_temp(self.run_dir)
-        _sweep_temp(self.run_dir / "resume")
+        sweep_temp(self.run_dir)
+        sweep_temp(self.run_dir / "resume")
         step_dir, resume_dir = self.run_dir / f"step-{step}", self.run_dir / "resume" / f"step-{step}"
         # Re-saving a step: drop its old resume state first, so it can never pair with the new weights.
-        _remove_dir(resume_dir)
-        info = _run_info(self.run_id, step, config, metrics or {}, best_metric)
-        _write_atomically(step_dir, lambda tmp: _write_download(tmp, model, tokenizer, info))
+        remove_dir(resume_dir)
+        info = run_info(self.run_id, step, config, metrics or {}, best_metric)
+        write_atomically(step_dir, lambda tmp: write_download(tmp, model, tokenizer, info))
         position = _data_position(data_position)
-        _write_atomically(
+        write_atomically(
             resume_dir,
             lambda tmp: _write_resume(tmp, step, model, optimizer, rng or {}, position, dict(extras or {})),
         )
@@ -151,10 +150,10 @@ class CheckpointManager:
         return step_dir
 
     def latest(self) -> Path | None:
-        return _alias_target(self.run_dir / "latest")
+        return alias_target(self.run_dir / "latest")
 
     def best(self) -> Path | None:
-        return _alias_target(self.run_dir / "best")
+        return alias_target(self.run_dir / "best")
 
     def resume_point(self) -> ResumePoint | None:
         return find_resume_point(self.run_dir)
@@ -164,19 +163,19 @@ class CheckpointManager:
         return load_resume_state(point) if point else None
 
     def _update_aliases(self, step: int, best_metric: float | None) -> None:
-        _set_alias(self.run_dir, "latest", f"step-{step}")
+        set_alias(self.run_dir, "latest", f"step-{step}")
         if best_metric is None or math.isnan(best_metric):
             return
         current = self.best()
-        current_value = _read_json(current / "run.json").get("best_metric") if current else None
+        current_value = read_json(current / "run.json").get("best_metric") if current else None
         # Strictly higher wins, so on a tie the earlier step stays best.
         if current is None or current.name == f"step-{step}" or current_value is None or (best_metric > current_value):
-            _set_alias(self.run_dir, "best", f"step-{step}")
+            set_alias(self.run_dir, "best", f"step-{step}")
 
     def _prune(self, newest: int) -> None:
         if self.keep_last == 0:
             return
-        steps = sorted(_step_numbers(self.run_dir) | _step_numbers(self.run_dir / "resume"))
+        steps = sorted(step_numbers(self.run_dir) | step_numbers(self.run_dir / "resume"))
         best = self.best()
         keep = set(steps[-self.keep_last :]) | {newest}
         if best is not None:
@@ -184,14 +183,14 @@ class CheckpointManager:
         for n in steps:
             if n not in keep:
                 # Resume state first: a resume point must never outlive the weights it resumes from.
-                _remove_dir(self.run_dir / "resume" / f"step-{n}")
-                _remove_dir(self.run_dir / f"step-{n}")
+                remove_dir(self.run_dir / "resume" / f"step-{n}")
+                remove_dir(self.run_dir / f"step-{n}")
 
 
 def find_resume_point(run_dir: Path | str) -> ResumePoint | None:
     """The newest step whose download folder and COMPLETE-marked resume folder both exist, else None."""
     run_dir = Path(run_dir)
-    for n in sorted(_step_numbers(run_dir / "resume"), reverse=True):
+    for n in sorted(step_numbers(run_dir / "resume"), reverse=True):
         resume_dir, model_dir = run_dir / "resume" / f"step-{n}", run_dir / f"step-{n}"
         if (resume_dir / COMPLETE).is_file() and (model_dir / "config.json").is_file():
             return ResumePoint(step=n, model_dir=model_dir, resume_dir=resume_dir)
@@ -206,18 +205,18 @@ def load_resume_state(
 ) -> ResumeState:
     """Read a resume folder; restore into `optimizer` and the `rng` generators when given."""
     d = point.resume_dir
-    info = _read_json(d / "state.json")
+    info = read_json(d / "state.json")
     if info.get("format") != FORMAT_VERSION:
         raise ValueError(f"{d}: resume format {info.get('format')!r}, expected {FORMAT_VERSION}")
     opt_state = None
     if (d / "optimizer.json").is_file():
-        opt_json, opt_tensors = _read_json(d / "optimizer.json"), load_file(d / "optimizer.safetensors")
+        opt_json, opt_tensors = read_json(d / "optimizer.json"), load_file(d / "optimizer.safetensors")
         opt_state = OptimizerState(
             state={int(k): _decode(v, opt_tensors) for k, v in opt_json["state"].items()},
             param_groups=[_decode(g, opt_tensors) for g in opt_json["param_groups"]],
             params=opt_json["params"],
         )
-    rng_json, rng_tensors = _read_json(d / "rng.json"), load_file(d / "rng.safetensors")
+    rng_json, rng_tensors = read_json(d / "rng.json"), load_file(d / "rng.safetensors")
     rng_state = RngState(
         python_states={k: _decode(v, {}) for k, v in rng_json["python"].items()},
         torch_states={k: rng_tensors[f"torch.{k}"] for k in rng_json["torch"]},
@@ -293,112 +292,9 @@ def load_model(point: ResumePoint, *, base_model: str | Path | None = None) -> t
 
     from arpo_engine.models import resolve_model_path
 
-    base = base_model or _read_json(point.model_dir / "run.json")["base_model"]
+    base = base_model or read_json(point.model_dir / "run.json")["base_model"]
     model = AutoModelForCausalLM.from_pretrained(resolve_model_path(str(base)), dtype="auto")
     return PeftModel.from_pretrained(model, point.resume_dir, is_trainable=True).train()
-
-
-# --- writing the download folder -----------------------------------------------------------------
-
-
-def _write_download(out: Path, model: torch.nn.Module, tokenizer: Any, info: dict[str, Any]) -> None:
-    plain = model.get_base_model() if _is_peft(model) else model  # type: ignore[operator]
-    # LoRA adapters (a PeftModel's or injected ones) are merged into a copy of the weights under the
-    # plain names, so the folder loads without peft and the training model continues bit for bit.
-    state = lora.merged_state_dict(plain) if lora.has_lora(plain) else None
-    plain.save_pretrained(out, state_dict=state)  # type: ignore[operator]
-    if not (out / "generation_config.json").is_file():
-        from transformers import GenerationConfig
-
-        GenerationConfig.from_model_config(plain.config).save_pretrained(out)  # type: ignore[arg-type]
-    tokenizer.save_pretrained(out)
-    template = tokenizer.chat_template
-    if isinstance(template, dict):  # several named templates: vLLM and transformers default to "default"
-        template = template.get("default")
-    if isinstance(template, str) and not (out / "chat_template.jinja").is_file():
-        (out / "chat_template.jinja").write_text(template)
-    _write_json(out / "run.json", info)
-    (out / "README.md").write_text(_model_card(info))
-    # safetensors writes private files; the folder is served as a download by another process.
-    for f in out.iterdir():
-        f.chmod(0o644)
-
-
-def _is_peft(model: torch.nn.Module) -> bool:
-    return hasattr(model, "peft_config") and hasattr(model, "merge_and_unload")
-
-
-def _run_info(
-    run_id: str, step: int, config: dict[str, Any], metrics: Mapping[str, Any], best_metric: float | None
-) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "step": step,
-        "base_model": config.get("model", {}).get("path", ""),
-        "algorithm": _algorithm_name(config),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "metrics": {k: _json_number(v) for k, v in metrics.items()},
-        "best_metric": _json_number(best_metric),
-        "run_config": config,
-    }
-
-
-def _algorithm_name(config: Mapping[str, Any]) -> str:
-    b, a = config.get("branching", {}), config.get("algorithm", {})
-    if not b.get("enabled", True):
-        return "GRPO"
-    aepo = b.get("consecutive_penalty") or b.get("dynamic_budget")
-    return "AEPO" if aepo or a.get("entropy_balanced_clip") or a.get("entropy_aware_advantage") else "ARPO"
-
-
-def _json_number(value: Any) -> Any:
-    # run.json is read by the web app; bare NaN/Infinity are not JSON, so they become null.
-    if isinstance(value, torch.Tensor):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _model_card(info: dict[str, Any]) -> str:
-    base, step, algo = info["base_model"] or "unknown", info["step"], info["algorithm"]
-    metrics = info["metrics"]
-    shown = [k for k in _CARD_METRICS if k in metrics] or sorted(metrics)[:10]
-    rows = "\n".join(f"| `{k}` | {metrics[k]} |" for k in shown)
-    table = f"| metric | value |\n|---|---|\n{rows}\n" if rows else "No metrics were recorded.\n"
-    total = info["run_config"].get("train", {}).get("steps", "?")
-    folder = f"path/to/step-{step}"
-    return f"""---
-base_model: {json.dumps(str(base))}
-library_name: transformers
-tags: [arpo, reinforcement-learning, tool-use, agent]
----
-
-# {info["run_config"].get("name", "run")}, step {step}
-
-Fine-tuned from `{base}` with {algo} (Agentic Reinforced Policy Optimization, arXiv 2507.19849) in
-ARPO Studio: run `{info["run_id"]}`, step {step} of {total}, saved {info["created"]}.
-
-{table}
-`run.json` holds the full resolved run config, so the run can be reproduced.
-
-## Load
-
-```python
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
-model = AutoModelForCausalLM.from_pretrained("{folder}")
-tokenizer = AutoTokenizer.from_pretrained("{folder}")
-```
-
-```python
-from vllm import LLM, SamplingParams
-
-llm = LLM(model="{folder}")
-out = llm.chat([{{"role": "user", "content": "What is 17 * 23?"}}], SamplingParams(max_tokens=512))
-print(out[0].outputs[0].text)
-```
-"""
 
 
 # --- writing the resume folder -------------------------------------------------------------------
@@ -415,10 +311,10 @@ def _write_resume(
 ) -> None:
     if optimizer is not None:
         tensors: dict[str, torch.Tensor] = {}
-        _write_json(out / "optimizer.json", _optimizer_json(optimizer, model, tensors))
+        write_json(out / "optimizer.json", _optimizer_json(optimizer, model, tensors))
         save_file(tensors, out / "optimizer.safetensors")
     rng_json, rng_tensors = _rng_files(rng)
-    _write_json(out / "rng.json", rng_json)
+    write_json(out / "rng.json", rng_json)
     save_file(rng_tensors, out / "rng.safetensors")
     if lora.has_lora(model):
         lora.save_adapter(model, out)  # adapter_{config.json,model.safetensors}, peft's format
@@ -426,9 +322,9 @@ def _write_resume(
     if position is not None:
         pos = {"epoch": position.epoch, "index": position.index, "order": position.order}
     state = {"format": FORMAT_VERSION, "step": step, "data_position": pos, "extras": extras}
-    _write_json(out / "state.json", state)
+    write_json(out / "state.json", state)
     files = sorted(f.name for f in out.iterdir())
-    _write_json(out / COMPLETE, {"step": step, "files": files})  # last: marks the folder whole
+    write_json(out / COMPLETE, {"step": step, "files": files})  # last: marks the folder whole
 
 
 def _optimizer_json(
@@ -513,78 +409,3 @@ def _decode(value: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
 
         return np.array(value["__ndarray__"], dtype=value["dtype"])
     return {k: _decode(v, tensors) for k, v in value.items()}
-
-
-# --- files, folders and aliases ------------------------------------------------------------------
-
-
-def _write_atomically(target: Path, fill: Callable[[Path], None]) -> None:
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(mode=0o755)
-    try:
-        fill(tmp)
-        for f in tmp.iterdir():
-            _fsync(f)
-        _fsync(tmp)
-        _remove_dir(target)
-        tmp.rename(target)
-        _fsync(target.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _fsync(path: Path) -> None:
-    # Flush data and directory entries so a power loss cannot leave a renamed but empty file behind.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove_dir(path: Path) -> None:
-    if not path.exists():
-        return
-    # Rename first, so a crash mid-delete leaves a hidden temp folder (swept later), not a torn step.
-    doomed = path.parent / f".{path.name}.tmp-del-{uuid.uuid4().hex[:8]}"
-    path.rename(doomed)
-    shutil.rmtree(doomed, ignore_errors=True)
-
-
-def _sweep_temp(folder: Path) -> None:
-    for p in folder.glob(".*.tmp-*"):
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
-
-
-def _set_alias(run_dir: Path, name: str, target: str) -> None:
-    tmp = run_dir / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
-    os.symlink(target, tmp)  # relative, so the run folder can be moved or mounted elsewhere
-    os.replace(tmp, run_dir / name)
-
-
-def _alias_target(link: Path) -> Path | None:
-    if not link.is_symlink():
-        return None
-    target = link.parent / os.readlink(link)
-    return target if target.is_dir() else None
-
-
-def _step_numbers(folder: Path) -> set[int]:
-    if not folder.is_dir():
-        return set()
-    return {int(m.group(1)) for p in folder.iterdir() if (m := _STEP_RE.match(p.name)) and p.is_dir()}
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=1) + "\n")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    data = json.loads(path.read_text())
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return data

@@ -105,7 +105,8 @@ class BranchingConfig:
     beam_width: int = 2
     """Z: paths that continue from a branch point, the parent included (official beam_size 2 = one clone)."""
     consecutive_penalty: float = 0.0
-    """AEPO: multiply the branch probability by (1 - penalty*l), l = consecutive rounds that branched (AEPO: 0.05)."""
+    """AEPO: multiply the branch probability by (1 - penalty*l), l = how many of the path lineage's latest
+    decisions in a row forked (AEPO: 0.05). Per lineage, so no path ever waits for another to decide."""
     dynamic_budget: bool = False
     """AEPO: choose N per prompt from one probe rollout, N = clamp(floor(M*sigmoid(0.5*(H_root - H_tool)))+1, 1, M)."""
 

@@ -46,14 +46,19 @@ def _loop(samples: list[Any], config: Any, sampler: Any, tools: Any, seed: int) 
     return batch, time.perf_counter() - started
 
 
-def _plain_generate(sampler: Any, batch: Any, logprobs: int) -> tuple[int, float]:
-    """vLLM generate of the same number of model tokens per path, from each prompt, in one batch."""
+def _plain_generate(sampler: Any, batch: Any, logprobs: int, *, with_tool_tokens: bool = False) -> tuple[int, float]:
+    """vLLM generate, from each path's prompt, of as many tokens as that path's model generated (ignore_eos).
+
+    With `with_tool_tokens`, of the path's whole response length instead: model tokens plus the tool-result
+    tokens the loop had to prefill, i.e. the same total sequence length as the loop produced.
+    """
     from vllm import SamplingParams, TokensPrompt
 
     prompts, params = [], []
     for group in batch.groups:
         for path in group.paths:
-            own = sum(path.mask[path.fork_boundary or 0 :])
+            start = path.fork_boundary or 0
+            own = len(path.mask) - start if with_tool_tokens else sum(path.mask[start:])
             if own:
                 prompts.append(TokensPrompt(prompt_token_ids=group.prompt_ids))
                 params.append(SamplingParams(max_tokens=own, ignore_eos=True, temperature=1.0, logprobs=logprobs, seed=len(params)))
@@ -61,6 +66,11 @@ def _plain_generate(sampler: Any, batch: Any, logprobs: int) -> tuple[int, float
     outs = sampler.llm.generate(prompts, params, use_tqdm=False)
     elapsed = time.perf_counter() - started
     return sum(len(o.outputs[0].token_ids) for o in outs), elapsed
+
+
+def _own_total_tokens(batch: Any) -> int:
+    """Response tokens each path added itself (model and tool results), forks counted from their boundary."""
+    return sum(len(p.mask) - (p.fork_boundary or 0) for g in batch.groups for p in g.paths)
 
 
 def _row(name: str, m: dict[str, float], wall: float) -> dict[str, float | str]:
@@ -115,6 +125,8 @@ def main() -> int:
         m = batch.metrics
         model_s = wall - m["time/tools_s"]
         plain_tokens, plain_s = _plain_generate(sampler, batch, base.rollout.entropy_top_k)
+        total_tokens, total_s = _plain_generate(sampler, batch, base.rollout.entropy_top_k, with_tool_tokens=True)
+        loop_total = _own_total_tokens(batch)
         report["loop_vs_plain"] = {
             "loop_tokens": m["rollout/tokens_generated"],
             "loop_wall_s": wall,
@@ -125,6 +137,10 @@ def main() -> int:
             "plain_s": plain_s,
             "plain_tok_s": plain_tokens / plain_s,
             "ratio_excl_tools": (m["rollout/tokens_generated"] / model_s) / (plain_tokens / plain_s),
+            "loop_total_tokens": loop_total,
+            "plain_total_tokens": total_tokens,
+            "plain_total_s": total_s,
+            "ratio_same_total_length": (loop_total / model_s) / (total_tokens / total_s),
             "rounds": m["rollout/rounds"],
             "sampler_steps": m["rollout/sampler_steps"],
         }
@@ -160,6 +176,14 @@ def render(r: dict[str, Any]) -> str:
         f"| agent loop, incl. idle wait on tools ({lv['loop_tool_s']:.1f} s) | {lv['loop_tokens']:.0f} | {lv['loop_wall_s']:.1f} | {lv['loop_tok_s_incl_tools']:.0f} |",
         f"| plain vLLM generate, same lengths | {lv['plain_tokens']:.0f} | {lv['plain_s']:.1f} | {lv['plain_tok_s']:.0f} |",
         f"| **ratio loop / plain (excl. tools)** | | | **{lv['ratio_excl_tools']:.2f}×** |",
+        "",
+        "Same total length: the loop's response tokens including tool results vs plain generate of that many tokens.",
+        "",
+        "| | response tokens | seconds | tok/s |",
+        "|---|---|---|---|",
+        f"| agent loop (model + tool-result tokens), excl. idle wait on tools | {lv['loop_total_tokens']:.0f} | {lv['loop_wall_s'] - lv['loop_tool_s']:.1f} | {lv['loop_total_tokens'] / (lv['loop_wall_s'] - lv['loop_tool_s']):.0f} |",
+        f"| plain vLLM generate, same total lengths | {lv['plain_total_tokens']:.0f} | {lv['plain_total_s']:.1f} | {lv['plain_total_tokens'] / lv['plain_total_s']:.0f} |",
+        f"| **ratio loop / plain (same total length)** | | | **{lv['ratio_same_total_length']:.2f}×** |",
         "",
         f"rounds (longest chain of dependent segments): {lv['rounds']:.0f}; sampler steps: {lv.get('sampler_steps', 0):.0f}",
         "",

@@ -193,3 +193,48 @@ def test_one_step_with_the_vllm_sampler_pushes_new_weights_into_the_running_engi
 
     assert history[-1]["sync/tensors"] == len(AutoModelForCausalLM.from_pretrained(tiny_dir).state_dict())
     assert history[-1]["entropy/token_mean"] > 0
+
+
+def test_rerunning_a_finished_run_resumes_and_restart_trains_it_again(tmp_path, tiny_dir):
+    write_data(tmp_path)
+    config = write_config(tmp_path, tiny_dir, train__steps=1, train__eval_every=0)
+    metrics = tmp_path / "metrics.jsonl"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    def steps_logged() -> list[int]:
+        return [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+
+    subprocess.run(_train_cmd(config, metrics), cwd=ROOT, env=env, check=True, capture_output=True)
+    assert steps_logged() == [1]
+    again = subprocess.run(_train_cmd(config, metrics), cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    assert steps_logged() == [1], "a finished run trained again instead of resuming"
+    assert "resuming from" in again.stdout + again.stderr
+    restarted = subprocess.run([*_train_cmd(config, metrics), "--restart"], cwd=ROOT, env=env, check=True,
+                               capture_output=True, text=True)
+    assert steps_logged() == [1, 1]
+    assert "removed the earlier checkpoints" in restarted.stdout
+    assert "the trained model:" in restarted.stdout
+
+
+def test_eval_cli_scores_each_held_out_prompt_once_and_writes_the_trajectories(tmp_path, tiny_dir):
+    write_data(tmp_path)
+    config = write_config(tmp_path, tiny_dir)
+    out = tmp_path / "eval.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "arpo_engine", "eval", str(config), "--prompts", "2", "--json", str(out)],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    )
+    payload = json.loads(out.read_text())
+    assert len(payload["groups"]) == 2
+    assert all(len(g["paths"]) == 1 for g in payload["groups"])  # greedy, unbranched
+    assert set(payload["metrics"]) >= {"eval/accuracy", "eval/reward_mean", "eval/tool_calls_per_traj"}
+    assert f"eval/accuracy: {payload['metrics']['eval/accuracy']:.4g}" in done.stdout
+
+
+def test_eval_cli_without_an_eval_split_is_a_config_error(tmp_path, tiny_dir):
+    write_data(tmp_path)
+    config = write_config(tmp_path, tiny_dir, data={"train_path": "train.jsonl", "max_prompt_tokens": 512})
+    done = subprocess.run([sys.executable, "-m", "arpo_engine", "eval", str(config)], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert done.returncode == 2
+    assert "data.eval_path must name the held-out prompt file" in done.stderr
