@@ -169,6 +169,12 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _relative(path: str) -> str:
+    """Paths inside the repository are recorded relative to it, so results carry no machine paths."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else resolved.name
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=6, help="RL steps per run")
@@ -195,7 +201,8 @@ def main() -> int:
     started = time.perf_counter()
     eval_config = run_config(args, "arpo", 0, work)
 
-    results: dict[str, Any] = {"args": vars(args), "eval_prompts": args.eval_prompts, "runs": {}}
+    recorded = {k: (_relative(v) if k in ("out", "work") else v) for k, v in vars(args).items()}
+    results: dict[str, Any] = {"args": recorded, "eval_prompts": args.eval_prompts, "runs": {}}
     if args.skip_base and results_path.is_file():
         earlier = json.loads(results_path.read_text())
         results["base"], results["sft"] = earlier["base"], earlier["sft"]

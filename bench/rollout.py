@@ -134,7 +134,9 @@ def main() -> int:
     t0 = time.perf_counter()
     sampler = make_sampler(base.model, base.rollout, seed=base.seed)
     startup = time.perf_counter() - t0
-    report: dict[str, Any] = {"model": base.model.path, "prompts": args.prompts, "M": args.group_size,
+    model = Path(base.model.path).resolve()
+    shown = str(model.relative_to(ROOT)) if model.is_relative_to(ROOT) else base.model.path
+    report: dict[str, Any] = {"model": shown, "prompts": args.prompts, "M": args.group_size,
                               "N_arpo": args.initial, "vllm_startup_s": startup}
     try:
         grpo = _config(base, branching=False, group_size=args.group_size, initial=args.initial)

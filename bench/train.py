@@ -88,7 +88,8 @@ def main() -> int:
             fn()
             times[name].append(time.perf_counter() - started)
     result: dict[str, object] = {
-        "model": args.model,
+        "model": str(Path(args.model).resolve().relative_to(ROOT)) if Path(args.model).resolve().is_relative_to(ROOT)
+        else args.model,
         "batch": args.batch,
         "length": args.length,
         "prompt": args.prompt,
