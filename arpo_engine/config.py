@@ -415,12 +415,16 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
 def load_config(path: str | Path, *, preset: str | None = None) -> RunConfig:
     """Read a YAML or JSON run config, optionally with a preset applied over it.
 
-    Relative data and corpus paths resolve against the config file's folder.
+    Relative data, corpus and checkpoint paths resolve against the config file's folder, so a config
+    means the same files whatever directory the command runs from.
     """
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"no config file at {p}")
     raw = _resolve_paths(_read_mapping(p), p.parent)
+    checkpoint = raw.get("checkpoint") if isinstance(raw, dict) else None
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("dir"), str) and checkpoint["dir"]:
+        checkpoint["dir"] = str((p.parent / checkpoint["dir"]).resolve())  # an absolute dir stays as it is
     if preset:
         raw = merge(raw, load_preset(preset))
     return RunConfig.from_dict(raw).validate()

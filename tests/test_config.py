@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from arpo_engine.config import ConfigError, RunConfig
+from arpo_engine.config import ConfigError, RunConfig, load_config
 
 
 def test_defaults_are_the_paper_defaults():
@@ -89,3 +89,18 @@ def test_invalid_yaml_is_a_config_error(tmp_path):
 def test_unknown_learner_precision_is_rejected_with_the_valid_choices():
     with pytest.raises(ConfigError, match=r"optim\.precision must be fp32 or bf16, not 'fp16'"):
         RunConfig.from_dict({"optim": {"precision": "fp16"}}).validate()
+
+
+def test_relative_paths_resolve_against_the_config_file_not_the_working_directory(tmp_path, monkeypatch):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "run.yaml").write_text(
+        "data: {train_path: ../data/train.jsonl}\ncheckpoint: {dir: ../runs}\nmodel: {path: smollm2-135m}\n"
+    )
+    elsewhere = tmp_path / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    config = load_config(folder / "run.yaml")
+    assert config.checkpoint.dir == str(tmp_path / "runs")
+    assert config.data.train_path == str(tmp_path / "data" / "train.jsonl")
+    assert config.model.path == "smollm2-135m"  # a bundled name, not a folder
