@@ -6,37 +6,20 @@ import copy
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from arpo_engine.config import AlgorithmConfig, OptimConfig
 from arpo_engine.learner import Learner, TrainSequence
-
-VOCAB = 300
+from tests.toy import small_llama, toy_batch
 
 
 @pytest.fixture(scope="module")
 def base_model() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-    )
-    return LlamaForCausalLM(config).eval()
+    return small_llama()
 
 
 def make_batch(seed: int = 0) -> list[TrainSequence]:
-    """Two prompts x two paths; responses hold a masked tool-result stretch in the middle."""
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    for prompt in range(2):
-        prompt_ids = torch.randint(0, VOCAB, (5 + prompt,), generator=gen).tolist()
-        for path in range(2):
-            n = 12 + 3 * path
-            response = torch.randint(0, VOCAB, (n,), generator=gen).tolist()
-            mask = [1] * 4 + [0] * 4 + [1] * (n - 8)
-            advantage = 1.0 if path == 0 else -1.0
-            out.append(TrainSequence(prompt, prompt_ids, response, mask, [advantage] * n))
-    return out
+    return toy_batch(seed, lengths=(12, 15))
 
 
 def learner_for(model: LlamaForCausalLM, **optim: object) -> Learner:

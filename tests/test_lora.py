@@ -9,39 +9,17 @@ from typing import Any
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, LlamaForCausalLM
 
 from arpo_engine.config import AlgorithmConfig, ConfigError, OptimConfig, RunConfig, load_config
-from arpo_engine.learner import Learner, TrainSequence
+from arpo_engine.learner import Learner
 from arpo_engine.logprobs import token_logprobs
 from arpo_engine.lora import apply_lora, has_lora, load_adapter, merged_state_dict, save_adapter
 from arpo_engine.pipeline import run_training
 from tests.test_trainer import write_config, write_data
+from tests.toy import VOCAB, small_llama, toy_batch
 
-VOCAB = 300
 LINEAR = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
-
-
-def small_model(seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=True,
-    )  # fmt: skip
-    return LlamaForCausalLM(config).eval()
-
-
-def make_batch(seed: int = 0) -> list[TrainSequence]:
-    """Two prompts x two paths with opposite advantages and a masked tool-result stretch."""
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    for prompt in range(2):
-        prompt_ids = torch.randint(0, VOCAB, (5 + prompt,), generator=gen).tolist()
-        for path in range(2):
-            response = torch.randint(0, VOCAB, (14,), generator=gen).tolist()
-            mask = [1] * 4 + [0] * 4 + [1] * 6
-            out.append(TrainSequence(prompt, prompt_ids, response, mask, [1.0 if path == 0 else -1.0] * 14))
-    return out
 
 
 def lora_learner(model: LlamaForCausalLM, **optim: Any) -> Learner:
@@ -83,14 +61,14 @@ def test_invalid_lora_settings_are_config_errors(optim: dict[str, Any], message:
 
 def test_a_target_the_model_does_not_have_is_a_config_error_naming_the_ones_it_has() -> None:
     with pytest.raises(ConfigError, match=r"no linear layer 'c_attn' \(it has: down_proj, gate_proj"):
-        lora_learner(small_model(), lora_target_modules=("c_attn",))
+        lora_learner(small_llama(), lora_target_modules=("c_attn",))
 
 
 # --- the learner ------------------------------------------------------------------------------------
 
 
 def test_default_targets_are_the_attention_and_mlp_projections_of_every_block_not_the_head() -> None:
-    model = small_model()
+    model = small_llama()
     lora_learner(model)
     part = {n: "self_attn" if n.endswith(("q_proj", "k_proj", "v_proj", "o_proj")) else "mlp" for n in LINEAR}
     assert adapted_names(model) == {f"model.layers.{i}.{part[n]}.{n}" for i in range(3) for n in LINEAR}
@@ -99,13 +77,13 @@ def test_default_targets_are_the_attention_and_mlp_projections_of_every_block_no
 
 
 def test_trainable_layers_puts_adapters_on_the_top_blocks_only() -> None:
-    model = small_model()
+    model = small_llama()
     lora_learner(model, trainable_layers=1)
     assert {n.split(".")[2] for n in adapted_names(model)} == {"2"}
 
 
 def test_an_update_trains_only_the_adapters_and_the_optimizer_holds_only_them() -> None:
-    model = small_model()
+    model = small_llama()
     base = {k: v.clone() for k, v in model.state_dict().items()}
     learner = lora_learner(model)
     held = {id(p) for group in learner.optimizer.param_groups for p in group["params"]}
@@ -113,7 +91,7 @@ def test_an_update_trains_only_the_adapters_and_the_optimizer_holds_only_them() 
     assert held == lora_params and len(held) == 2 * 3 * len(LINEAR)
     assert all(not p.requires_grad for n, p in model.named_parameters() if ".lora_" not in n)
 
-    learner.update(make_batch())
+    learner.update(toy_batch())
 
     for key, value in model.state_dict().items():
         if ".lora_" not in key:
@@ -122,37 +100,37 @@ def test_an_update_trains_only_the_adapters_and_the_optimizer_holds_only_them() 
 
 
 def test_merged_weights_give_the_adapted_models_logits_under_the_plain_names() -> None:
-    model = small_model()
-    lora_learner(model).update(make_batch())
+    model = small_llama()
+    lora_learner(model).update(toy_batch())
     merged = merged_state_dict(model)
-    plain = small_model(seed=5)
+    plain = small_llama(seed=5)
     assert list(merged) == list(plain.state_dict())
     plain.load_state_dict(merged)
     with torch.no_grad():
         adapted_logits, plain_logits = model(input_ids=ids()).logits, plain(input_ids=ids()).logits
-        base_logits = small_model()(input_ids=ids()).logits
+        base_logits = small_llama()(input_ids=ids()).logits
     torch.testing.assert_close(plain_logits, adapted_logits, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(base_logits, adapted_logits, atol=1e-4)
     assert merged["lm_head.weight"].data_ptr() == merged["model.embed_tokens.weight"].data_ptr()  # still tied
 
 
 def test_learner_log_probs_run_through_the_adapters() -> None:
-    model = small_model()
-    lora_learner(model).update(make_batch())
-    plain = small_model()
+    model = small_llama()
+    lora_learner(model).update(toy_batch())
+    plain = small_llama()
     plain.load_state_dict(merged_state_dict(model))
     x = ids()
     attention = torch.ones_like(x)
     with torch.no_grad():
         adapted = token_logprobs(model, x, attention).logprobs
         expected = token_logprobs(plain, x, attention).logprobs
-        base = token_logprobs(small_model(), x, attention).logprobs
+        base = token_logprobs(small_llama(), x, attention).logprobs
     torch.testing.assert_close(adapted, expected, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(adapted, base, atol=1e-4)
 
 
 def test_the_same_seed_gives_the_same_adapters_and_leaves_the_global_rng_alone() -> None:
-    a, b = small_model(), small_model()
+    a, b = small_llama(), small_llama()
     state = torch.get_rng_state()
     apply_lora(a, OptimConfig(lora_rank=4), seed=3)
     assert torch.equal(torch.get_rng_state(), state)
@@ -166,27 +144,27 @@ def test_the_same_seed_gives_the_same_adapters_and_leaves_the_global_rng_alone()
 def test_saved_adapter_loads_back_bit_for_bit_and_into_peft(tmp_path: Path) -> None:
     from peft import PeftModel
 
-    model = small_model()
-    lora_learner(model).update(make_batch())
+    model = small_llama()
+    lora_learner(model).update(toy_batch())
     save_adapter(model, tmp_path)
     assert json.loads((tmp_path / "adapter_config.json").read_text())["r"] == 4
 
-    restored = small_model()
+    restored = small_llama()
     apply_lora(restored, OptimConfig(lora_rank=4, lora_alpha=8), seed=9)
     load_adapter(restored, tmp_path)
     for (name, x), (_, y) in zip(model.named_parameters(), restored.named_parameters(), strict=True):
         assert torch.equal(x, y), name
 
-    with_peft = PeftModel.from_pretrained(small_model(), tmp_path).eval()
+    with_peft = PeftModel.from_pretrained(small_llama(), tmp_path).eval()
     with torch.no_grad():
         torch.testing.assert_close(with_peft(input_ids=ids()).logits, model(input_ids=ids()).logits)
 
 
 def test_loading_an_adapter_saved_with_another_rank_is_refused(tmp_path: Path) -> None:
-    model = small_model()
+    model = small_llama()
     apply_lora(model, OptimConfig(lora_rank=4))
     save_adapter(model, tmp_path)
-    other = small_model()
+    other = small_llama()
     apply_lora(other, OptimConfig(lora_rank=2))
     with pytest.raises(ValueError, match="r=4"):
         load_adapter(other, tmp_path)
