@@ -188,7 +188,8 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--trainable-layers", type=int, default=8)
     parser.add_argument("--eval-prompts", type=int, default=100)
-    parser.add_argument("--skip-base", action="store_true", help="reuse base/SFT evals from an earlier run's JSON")
+    parser.add_argument("--skip-base", action="store_true",
+                        help="add to an earlier result: reuse its base/SFT evals and keep its other runs")
     parser.add_argument("--out", default=str(ROOT / "docs"))
     parser.add_argument("--work", default=str(ROOT / "var" / "bench" / "arpo_vs_grpo"))
     args = parser.parse_args()
@@ -203,9 +204,12 @@ def main() -> int:
 
     recorded = {k: (_relative(v) if k in ("out", "work") else v) for k, v in vars(args).items()}
     results: dict[str, Any] = {"args": recorded, "eval_prompts": args.eval_prompts, "runs": {}}
+    earlier_wall = 0.0
     if args.skip_base and results_path.is_file():
         earlier = json.loads(results_path.read_text())
+        earlier_wall = float(earlier.get("total_wall_s", 0.0))
         results["base"], results["sft"] = earlier["base"], earlier["sft"]
+        results["runs"] = dict(earlier["runs"])
     else:
         results["base"] = evaluate(eval_config, BASE_MODEL, args.eval_prompts, work / "eval_base.json")
         results["sft"] = evaluate(eval_config, None, args.eval_prompts, work / "eval_sft.json")
@@ -215,7 +219,7 @@ def main() -> int:
         history, wall = train(run_config(args, algo, seed, work), name, work)
         results["runs"][name] = {"history": history, "wall_s": wall, "summary": summarise(history)}
         results_path.write_text(json.dumps(results, indent=1))  # partial results survive a later crash
-    results["total_wall_s"] = time.perf_counter() - started
+    results["total_wall_s"] = time.perf_counter() - started + earlier_wall  # every invocation that built it
     results_path.write_text(json.dumps(results, indent=1))
     plot(results, out)
     print(report(results))
