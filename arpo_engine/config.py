@@ -422,27 +422,30 @@ def load_config(path: str | Path, *, preset: str | None = None) -> RunConfig:
     if not p.is_file():
         raise ConfigError(f"no config file at {p}")
     raw = _resolve_paths(_read_mapping(p), p.parent)
-    checkpoint = raw.get("checkpoint") if isinstance(raw, dict) else None
-    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("dir"), str) and checkpoint["dir"]:
-        checkpoint["dir"] = str((p.parent / checkpoint["dir"]).resolve())  # an absolute dir stays as it is
     if preset:
         raw = merge(raw, load_preset(preset))
     return RunConfig.from_dict(raw).validate()
 
 
 _PATH_KEYS = {"train_path", "eval_path", "corpus_path", "data_path"}
+"""Keys that hold a file path wherever they appear (data, sft, tool options)."""
+_DOTTED_PATH_KEYS = {"checkpoint.dir"}
+"""Keys whose name alone is too generic to mark a path."""
 
 
-def _resolve_paths(raw: Any, base: Path) -> Any:
+def _resolve_paths(raw: Any, base: Path, where: str = "") -> Any:
     if isinstance(raw, Mapping):
         out = {}
         for k, v in raw.items():
+            dotted = f"{where}.{k}" if where else str(k)
             relative = isinstance(v, str) and v and not Path(v).is_absolute()
             # model.path may also be a bundled model's name, so only an explicit ./ or ../ marks a folder
-            if relative and (k in _PATH_KEYS or (k == "path" and v.startswith(("./", "../")))):
+            folder = k == "path" and str(v).startswith(("./", "../"))
+            is_path = k in _PATH_KEYS or dotted in _DOTTED_PATH_KEYS or folder
+            if relative and is_path:
                 v = str((base / v).resolve())
-            out[k] = _resolve_paths(v, base)
+            out[k] = _resolve_paths(v, base, dotted)
         return out
     if isinstance(raw, list):
-        return [_resolve_paths(v, base) for v in raw]
+        return [_resolve_paths(v, base, where) for v in raw]
     return raw

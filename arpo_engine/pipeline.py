@@ -109,16 +109,21 @@ def seeded_rng(config: RunConfig) -> random.Random:
     return random.Random(config.seed)
 
 
-def check_data(config: RunConfig, tokenizer: Any, tools: Any) -> tuple[list[Any], list[Any]]:
-    """Load and check the prompts before any model is loaded: every error names its file and line."""
+def check_data(
+    config: RunConfig, tokenizer: Any, tools: Any, *, train: bool = True
+) -> tuple[list[Any], list[Any]]:
+    """Load and check the prompts before any model is loaded: every error names its file and line.
+
+    `train=False` (evaluation) neither needs nor reads the training split.
+    """
     from arpo_engine.data import DataError, load_samples
     from arpo_engine.rollout.agent import build_prompt_ids
 
-    if not config.data.train_path:
+    if train and not config.data.train_path:
         raise ConfigError("data.train_path must name a prompt file")
     system = system_prompt_for(config, tools)
     loaded: list[list[Any]] = []
-    for path in (config.data.train_path, config.data.eval_path):
+    for path in (config.data.train_path if train else "", config.data.eval_path):
         if not path:
             loaded.append([])
             continue
@@ -289,7 +294,7 @@ def run_evaluation(
         raise ConfigError("data.eval_path must name the held-out prompt file")
     path = Path(model_path) if model_path else resolve_model_path(config.model.path)
     tools = build_tools(config.tools)
-    _, eval_samples = check_data(config, AutoTokenizer.from_pretrained(path), tools)
+    _, eval_samples = check_data(config, AutoTokenizer.from_pretrained(path), tools, train=False)
     if config.train.eval_prompts:
         eval_samples = eval_samples[: config.train.eval_prompts]
     log(f"evaluating {path} on {len(eval_samples)} held-out prompts (greedy) …")

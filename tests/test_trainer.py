@@ -218,7 +218,8 @@ def test_rerunning_a_finished_run_resumes_and_restart_trains_it_again(tmp_path, 
 
 def test_eval_cli_scores_each_held_out_prompt_once_and_writes_the_trajectories(tmp_path, tiny_dir):
     write_data(tmp_path)
-    config = write_config(tmp_path, tiny_dir)
+    # an evaluation-only config: no training split at all
+    config = write_config(tmp_path, tiny_dir, data={"eval_path": "eval.jsonl", "max_prompt_tokens": 512})
     out = tmp_path / "eval.json"
     done = subprocess.run(
         [sys.executable, "-m", "arpo_engine", "eval", str(config), "--prompts", "2", "--json", str(out)],

@@ -21,7 +21,14 @@ from typing import Any, Literal
 import torch
 
 from arpo_engine.entropy import token_entropy
-from arpo_engine.rollout.sampler import BatchQueue, Finished, GenRequest, GenResult, check_sampling
+from arpo_engine.rollout.sampler import (
+    BatchQueue,
+    Finished,
+    GenRequest,
+    GenResult,
+    check_sampling,
+    response_budget,
+)
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -117,19 +124,13 @@ class TransformersSampler:
         self.model = None
 
     def _new_row(self, request: GenRequest) -> _Row:
-        n = len(request.prompt_ids)
-        if n == 0:
-            raise ValueError("a generation request needs at least one prompt token")
-        if request.max_tokens < 1:
-            raise ValueError(f"max_tokens must be at least 1, got {request.max_tokens}")
-        if n >= self.max_model_len:
-            raise ValueError(f"prompt of {n} tokens leaves no room within max_model_len={self.max_model_len}")
+        budget = response_budget(request, self.max_model_len)
         seed = request.seed if request.seed is not None else self._seeds.getrandbits(63)
         # A token adds at least one byte of text, so a stop string spans at most its byte length in tokens.
         window = max((len(s.encode()) for s in request.stop), default=0) + 2
         return _Row(
             request=request,
-            budget=min(request.max_tokens, self.max_model_len - n),
+            budget=budget,
             generator=torch.Generator(self.device).manual_seed(seed),
             window=window,
         )

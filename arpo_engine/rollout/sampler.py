@@ -95,6 +95,18 @@ def check_sampling(temperature: float, top_p: float) -> None:
         raise ValueError(f"bad sampling parameters: temperature={temperature}, top_p={top_p}")
 
 
+def response_budget(request: GenRequest, max_model_len: int) -> int:
+    """Tokens the request may generate: its max_tokens, cut to what the context window leaves."""
+    n = len(request.prompt_ids)
+    if n == 0:
+        raise ValueError("a generation request needs at least one prompt token")
+    if request.max_tokens < 1:
+        raise ValueError(f"max_tokens must be at least 1, got {request.max_tokens}")
+    if n >= max_model_len:
+        raise ValueError(f"prompt of {n} tokens leaves no room within max_model_len={max_model_len}")
+    return min(request.max_tokens, max_model_len - n)
+
+
 Generate = Callable[..., list[GenResult]]
 
 

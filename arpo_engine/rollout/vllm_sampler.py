@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from arpo_engine.entropy import topk_entropy
-from arpo_engine.rollout.sampler import Finished, GenRequest, GenResult, check_sampling
+from arpo_engine.rollout.sampler import Finished, GenRequest, GenResult, check_sampling, response_budget
 
 
 class VLLMSampler:
@@ -166,7 +166,7 @@ class VLLMSampler:
         return SamplingParams(
             temperature=temperature,
             top_p=top_p if temperature > 0 else 1.0,
-            max_tokens=self._budget(request),
+            max_tokens=response_budget(request, self.max_model_len),
             stop=list(request.stop),
             include_stop_str_in_output=True,
             logprobs=self.entropy_top_k,
@@ -214,16 +214,6 @@ class VLLMSampler:
             llm.llm_engine.engine_core.shutdown()
             del llm
             gc.collect()
-
-    def _budget(self, request: GenRequest) -> int:
-        n = len(request.prompt_ids)
-        if n == 0:
-            raise ValueError("a generation request needs at least one prompt token")
-        if request.max_tokens < 1:
-            raise ValueError(f"max_tokens must be at least 1, got {request.max_tokens}")
-        if n >= self.max_model_len:
-            raise ValueError(f"prompt of {n} tokens leaves no room within max_model_len={self.max_model_len}")
-        return min(request.max_tokens, self.max_model_len - n)
 
     def _result(self, out: Any) -> GenResult:
         token_ids = list(out.token_ids)
