@@ -10,12 +10,13 @@ MODEL := var/models/smollm2-135m/config.json
 DEMO := var/demo/manifest.json
 MODEL_SFT := var/models/smollm2-135m-demo-sft/config.json
 PYTEST_ARGS ?=
+LINT_PATHS := arpo_engine arpo_cli webapp worker tests bench
 
 export PYTHONUNBUFFERED := 1
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run rollout-demo test test-fast lint deps model model-sft demo-data bench bench-learning clean
+.PHONY: run rollout-demo test test-fast lint deps services model model-sft demo-data bench bench-learning clean
 
 # Until the web service exists: a short ARPO run on the real model from the demo SFT cold start.
 run: deps model demo-data model-sft
@@ -25,17 +26,23 @@ run: deps model demo-data model-sft
 rollout-demo: deps model demo-data model-sft
 	$(BIN)/python -m arpo_engine rollout configs/demo_rollout.yaml
 
-test: deps model demo-data model-sft
-	$(BIN)/ruff check arpo_engine tests bench
+test: deps model demo-data model-sft services
+	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: deps model demo-data
+test-fast: deps model demo-data services
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: deps
-	$(BIN)/ruff check arpo_engine tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy
+
+# PostgreSQL and Redis on localhost for the test suite (PRODUCT.md): started when they are down.
+services:
+	@pg_isready -q -h localhost || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || \
+		redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no
 
 deps: $(APT_STAMP) $(DEPS)
 
