@@ -265,8 +265,7 @@ def tools_try(
     with out.status("Running on the worker…"):
         while trial.get("status") not in ("done", "failed") and time.monotonic() < deadline:
             time.sleep(0.3)
-            trial_id = trial["id"]
-            trial = _call(lambda: client.get(f"tools/{tool_id}/trials/{trial_id}/"))
+            trial = _call(lambda path=f"tools/{tool_id}/trials/{trial['id']}/": client.get(path))
     if as_json:
         _print_json(trial)
     elif trial.get("status") not in ("done", "failed"):
