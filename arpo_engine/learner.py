@@ -128,9 +128,16 @@ class Learner:
         temperature: float = 1.0,
         seed: int = 0,
     ) -> None:
-        """`seed` draws the LoRA adapters' random start (optim.lora_rank > 0); nothing else uses it."""
+        """`seed` draws the LoRA adapters' random start (optim.lora_rank > 0); nothing else uses it.
+
+        `ref_model` is the frozen reference of the KL penalty (the starting policy). A LoRA learner
+        needs none: its reference is the same model with the adapters off (`lora.adapters_disabled`).
+        """
         self.model = model
         self.ref_model = ref_model
+        if ref_model is not None:
+            ref_model.eval()
+            ref_model.requires_grad_(False)
         self.optim_cfg = optim
         self.algorithm = algorithm
         self.settings = loss_settings(algorithm)
@@ -140,6 +147,9 @@ class Learner:
             apply_lora(model, optim, seed=seed)  # in place; only the adapters train (arpo_engine/lora.py)
         else:
             freeze_lower_layers(model, optim.trainable_layers)
+        self.ref_is_base = ref_model is None and optim.lora_rank > 0 and algorithm.kl_coef > 0
+        if algorithm.kl_coef > 0 and ref_model is None and not self.ref_is_base:
+            raise ValueError("algorithm.kl_coef > 0 needs a reference model: pass the frozen starting policy")
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
 
@@ -150,11 +160,23 @@ class Learner:
         for chunk in micro_batches(batch, self.optim_cfg.micro_batch_tokens):
             padded = pad_sequences(chunk, self.pad_token_id)
             old = self._logprobs(self.model, padded).logprobs
-            ref = self._logprobs(self.ref_model, padded).logprobs if self.ref_model is not None else None
+            ref = self._ref_logprobs(padded) if self.has_reference else None
             for row, (s, (start, end)) in enumerate(zip(chunk, padded.spans, strict=True)):
                 s.old_logprobs = old[row, start:end].tolist()
                 if ref is not None:
                     s.ref_logprobs = ref[row, start:end].tolist()
+
+    @property
+    def has_reference(self) -> bool:
+        return self.ref_model is not None or self.ref_is_base
+
+    def _ref_logprobs(self, padded: Padded) -> torch.Tensor:
+        if self.ref_model is not None:
+            return self._logprobs(self.ref_model, padded).logprobs
+        from arpo_engine.lora import adapters_disabled
+
+        with adapters_disabled(self.model):
+            return self._logprobs(self.model, padded).logprobs
 
     def _logprobs(self, model: Any, padded: Padded, *, with_entropy: bool = False) -> Any:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.optim_cfg.precision == "bf16"):
@@ -186,7 +208,7 @@ class Learner:
         first = minis[0] if minis else []
         later = [s for mini in minis[1:] for s in mini]
         needs_score = [s for s in later if s.old_logprobs is None]
-        if self.ref_model is not None:
+        if self.has_reference:
             needs_score += [s for s in first if s.ref_logprobs is None]
         if needs_score:
             self.score(needs_score)
@@ -221,7 +243,7 @@ class Learner:
                 old_logprobs=self._aligned(chunk, padded, "old_logprobs"),
                 advantages=advantages,
                 mask=padded.mask,
-                ref_logprobs=self._aligned(chunk, padded, "ref_logprobs") if self.ref_model else None,
+                ref_logprobs=self._aligned(chunk, padded, "ref_logprobs") if self.has_reference else None,
             )
             result = compute_loss(inputs, self.settings, num_tokens=max(total_tokens, 1))
             result.loss.backward()

@@ -13,6 +13,8 @@ folder holds. `save_adapter` / `load_adapter` keep the adapter itself in peft's 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +102,26 @@ def lora_layers(model: Any) -> dict[str, Any]:
 
 def has_lora(model: Any) -> bool:
     return bool(lora_layers(model))
+
+
+@contextmanager
+def adapters_disabled(model: Any) -> Iterator[None]:
+    """Run `model` as its base weights, adapters off: the KL reference of a LoRA run, with no second copy.
+
+    Adapters start at B = 0, so the base is exactly the starting policy. peft's toggle also resets the
+    adapters' requires_grad; the flags are restored as they were so a frozen block stays frozen.
+    """
+    layers = list(lora_layers(model).values())
+    flags = {id(p): p.requires_grad for p in model.parameters()}
+    for layer in layers:
+        layer.enable_adapters(False)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.enable_adapters(True)
+        for p in model.parameters():
+            p.requires_grad_(flags[id(p)])
 
 
 def _unwrap(model: Any) -> Any:

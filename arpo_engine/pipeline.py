@@ -206,6 +206,7 @@ def run_training(
         optim=config.optim,
         algorithm=config.algorithm,
         pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+        ref_model=load_reference(config, start_path),
         temperature=config.rollout.temperature or 1.0,
         seed=config.seed,
     )
@@ -255,6 +256,16 @@ def run_training(
         return train(config, deps, train_samples, eval_samples, start_step=start_step, cursor=cursor)
     finally:
         sampler.close()
+
+
+def load_reference(config: RunConfig, start_path: Path) -> Any | None:
+    """The KL reference: the frozen starting policy (base or SFT model), also when a run resumes.
+
+    None without KL, and None for LoRA: there the learner's reference is its own base, adapters off.
+    """
+    if config.algorithm.kl_coef <= 0 or config.optim.lora_rank:
+        return None
+    return load_policy(start_path)[0]
 
 
 def _resume_weights(config: RunConfig, point: Any, start_path: Path) -> Path:

@@ -96,3 +96,30 @@ def test_bf16_autocast_takes_nearly_the_same_step_as_fp32(base_model):
     delta_b = torch.cat([(after_b[n] - before[n]).flatten() for n in before])
     assert all(p.dtype == torch.float32 for p in mixed.parameters())
     assert torch.nn.functional.cosine_similarity(delta_a, delta_b, dim=0) > 0.9
+
+
+def test_kl_penalty_runs_through_the_learner_against_a_frozen_reference(base_model):
+    reference, with_kl, without_kl = (copy.deepcopy(base_model) for _ in range(3))
+    learner = Learner(
+        with_kl,
+        optim=OptimConfig(lr=1e-2, mini_batch_prompts=1, micro_batch_tokens=4096),
+        algorithm=AlgorithmConfig(kl_coef=1.0),
+        pad_token_id=0,
+        ref_model=reference,
+    )
+    first = learner.update(make_batch())
+    second = learner.update(make_batch(seed=1))
+    learner_for(without_kl).update(make_batch())
+    learner_for(without_kl).update(make_batch(seed=1))
+
+    # the first optimizer step starts at the reference; every later one has moved away from it
+    assert first["loss/kl"] > 0 and second["loss/kl"] > 0
+    assert all(not p.requires_grad for p in reference.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(reference.parameters(), base_model.parameters(), strict=True))
+    moved = sum(float((a - b).detach().norm()) for a, b in zip(with_kl.parameters(), without_kl.parameters(), strict=True))
+    assert moved > 0, "the KL term did not change the update"
+
+
+def test_kl_without_a_reference_model_is_refused_unless_lora_provides_one(base_model):
+    with pytest.raises(ValueError, match="reference model"):
+        Learner(copy.deepcopy(base_model), optim=OptimConfig(), algorithm=AlgorithmConfig(kl_coef=0.1), pad_token_id=0)

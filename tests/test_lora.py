@@ -257,3 +257,27 @@ def test_lora_step_with_the_vllm_sampler_pushes_merged_plain_weights(tmp_path: P
     assert result.steps_done == 1 and history[-1]["train/sequences"] > 0
     # vLLM refuses a partial set, so every plain tensor went in, adapters merged
     assert history[-1]["sync/tensors"] == len(AutoModelForCausalLM.from_pretrained(tiny_dir).state_dict())
+
+
+def test_lora_kl_reference_is_the_base_model_with_adapters_off_and_needs_no_copy() -> None:
+    model = small_llama()
+    learner = Learner(
+        model,
+        optim=OptimConfig(lr=1e-2, mini_batch_prompts=1, lora_rank=4, lora_alpha=8),
+        algorithm=AlgorithmConfig(kl_coef=0.5),
+        pad_token_id=0,
+    )
+    metrics = learner.update(toy_batch())
+    assert learner.ref_model is None and metrics["loss/kl"] > 0
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+
+    batch = toy_batch(seed=1)
+    learner.score(batch)
+    plain = Learner(small_llama(), optim=OptimConfig(), algorithm=AlgorithmConfig(), pad_token_id=0)
+    expected = toy_batch(seed=1)
+    plain.score(expected)  # the untouched base model's log-probs
+    for got, want in zip(batch, expected, strict=True):
+        assert got.ref_logprobs is not None and want.old_logprobs is not None and got.old_logprobs is not None
+        torch.testing.assert_close(torch.tensor(got.ref_logprobs), torch.tensor(want.old_logprobs))
+        assert not torch.allclose(torch.tensor(got.old_logprobs), torch.tensor(want.old_logprobs), atol=1e-4)
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == trainable  # adapters train on
