@@ -1,6 +1,6 @@
 """Tools the agent calls during rollouts (ARPO_SPEC.md §1): the protocol and `build_tools`.
 
-Kinds: `python` (bubblewrap sandbox), `search` (BM25 over an uploaded corpus), `calculator`.
+Kinds: `python` (bubblewrap sandbox), `search` (BM25 over an uploaded corpus), `calculator`, `http`.
 """
 
 from arpo_engine.tools.base import Tool, ToolCall, ToolResult

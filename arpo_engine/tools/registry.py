@@ -1,7 +1,9 @@
 """Tool kinds by name: `ToolConfig` in, a ready `Tool` out (ARPO_SPEC.md §1, PRODUCT.md Tools).
 
 Each kind is one factory function registered with `@register_tool_kind("kind")`; it reads the
-kind's options and builds the tool. Adding a kind (e.g. `http`) is one more decorated factory here.
+kind's options and builds the tool. Adding a kind is one more decorated factory here. Kinds that
+take secrets (`http` headers) register with `register_secret_tool_kind`: the caller passes the
+secrets to `build_tools(..., secrets=)` by tool name, so they never live in a (stored) ToolConfig.
 `build_tools` also checks what every kind shares: a user-supplied OpenAI function schema must name
 the tool and declare the kind's primary argument, because the `tags` call format fills that
 argument from the tag body.
@@ -16,12 +18,16 @@ from typing import Any
 from arpo_engine.config import ConfigError, ToolConfig
 from arpo_engine.tools.base import Tool
 from arpo_engine.tools.calculator import CalculatorTool
+from arpo_engine.tools.http import HttpTool
 from arpo_engine.tools.python_sandbox import PythonTool, SandboxLimits
 from arpo_engine.tools.search import SearchTool
 
 ToolFactory = Callable[[ToolConfig], Tool]
+SecretToolFactory = Callable[[ToolConfig, Mapping[str, str]], Tool]
 
 TOOL_KINDS: dict[str, ToolFactory] = {}
+SECRET_TOOL_KINDS: dict[str, SecretToolFactory] = {}
+"""Kinds whose factory also takes secrets (e.g. http headers); they are in TOOL_KINDS too, secret-less."""
 
 
 def register_tool_kind(kind: str) -> Callable[[ToolFactory], ToolFactory]:
@@ -36,22 +42,44 @@ def register_tool_kind(kind: str) -> Callable[[ToolFactory], ToolFactory]:
     return register
 
 
-def build_tools(configs: Sequence[ToolConfig]) -> dict[str, Tool]:
-    """Tools by name, in config order; ConfigError (a ValueError) naming the tool when one is unusable."""
+def register_secret_tool_kind(kind: str) -> Callable[[SecretToolFactory], SecretToolFactory]:
+    """Decorator: like `register_tool_kind`, for a factory that also takes the tool's secrets."""
+
+    def register(factory: SecretToolFactory) -> SecretToolFactory:
+        register_tool_kind(kind)(lambda config: factory(config, {}))
+        SECRET_TOOL_KINDS[kind] = factory
+        return factory
+
+    return register
+
+
+def build_tools(
+    configs: Sequence[ToolConfig], *, secrets: Mapping[str, Mapping[str, str]] | None = None
+) -> dict[str, Tool]:
+    """Tools by name, in config order; ConfigError (a ValueError) naming the tool when one is unusable.
+
+    `secrets` maps a tool name to its secrets (http: header name -> value), kept out of the config.
+    """
+    secrets = secrets or {}
+    unknown = sorted(set(secrets) - {c.name for c in configs})
+    if unknown:
+        raise ConfigError(f"secrets given for {unknown[0]!r}, which is not a configured tool")
     tools: dict[str, Tool] = {}
     for config in configs:
         if config.name in tools:
             raise ConfigError(f"tool {config.name!r} is defined twice")
-        tools[config.name] = build_tool(config)
+        tools[config.name] = build_tool(config, secrets=secrets.get(config.name))
     return tools
 
 
-def build_tool(config: ToolConfig) -> Tool:
+def build_tool(config: ToolConfig, *, secrets: Mapping[str, str] | None = None) -> Tool:
     factory = TOOL_KINDS.get(config.kind)
     if factory is None:
         known = ", ".join(sorted(TOOL_KINDS))
         raise ConfigError(f"tool {config.name!r}: unknown kind {config.kind!r} (known kinds: {known})")
-    tool = factory(config)
+    if secrets and config.kind not in SECRET_TOOL_KINDS:
+        raise ConfigError(f"tool {config.name!r}: {config.kind} tools take no secrets")
+    tool = SECRET_TOOL_KINDS[config.kind](config, secrets) if secrets else factory(config)
     if config.schema is not None:
         check_schema(config.schema, name=config.name, primary_argument=tool.primary_argument)
     return tool
@@ -150,3 +178,23 @@ def _search_tool(config: ToolConfig) -> Tool:
 def _calculator_tool(config: ToolConfig) -> Tool:
     read_options(config, {})
     return CalculatorTool(config.name, description=_description(config), schema=_schema(config))
+
+
+@register_secret_tool_kind("http")
+def _http_tool(config: ToolConfig, secrets: Mapping[str, str]) -> Tool:
+    options = read_options(
+        config,
+        {"url": str, "allowed_hosts": list, "timeout_s": float, "max_response_bytes": int,
+         "allow_private_networks": bool},
+        required=["url"],
+    )  # fmt: skip
+    hosts = options.pop("allowed_hosts", [])
+    if not all(isinstance(h, str) and h for h in hosts):
+        raise ConfigError(f"tool {config.name!r} (http): option 'allowed_hosts' must be a list of host names")
+    try:
+        return HttpTool(
+            config.name, allowed_hosts=hosts, secret_headers=secrets,
+            description=_description(config), schema=_schema(config), **options,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise ConfigError(f"tool {config.name!r}: {exc}") from None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from .env import env_int, env_str
+from .env import env_bool, env_int, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("ARPO_VAR_DIR", str(BASE_DIR / "var")))
@@ -116,7 +116,7 @@ LOGOUT_REDIRECT_URL = "accounts:login"
 # --- REST API ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "webapp.accounts.auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -167,6 +167,8 @@ ARPO_DATASET_MAX_ROWS = env_int("ARPO_DATASET_MAX_ROWS", 1_000_000)
 ARPO_DATASET_MAX_ROW_CHARS = env_int("ARPO_DATASET_MAX_ROW_CHARS", 200_000)
 ARPO_CORPUS_MAX_DOCS = env_int("ARPO_CORPUS_MAX_DOCS", 2_000_000)
 ARPO_DECOMPRESSED_MAX_BYTES = env_int("ARPO_DECOMPRESSED_MAX_BYTES", 1024 * 1024 * 1024)
+# http tools may reach private/loopback addresses (the worker's own network) only when this is on.
+ARPO_HTTP_TOOLS_ALLOW_PRIVATE = env_bool("ARPO_HTTP_TOOLS_ALLOW_PRIVATE", False)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

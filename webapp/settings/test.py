@@ -19,3 +19,4 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_AUTOREFRESH = True  # tests run without collectstatic
+ARPO_HTTP_TOOLS_ALLOW_PRIVATE = True  # http tool tests talk to a server on 127.0.0.1
