@@ -138,7 +138,10 @@ class AlgorithmConfig:
     entropy_balanced_clip: bool = False
     """AEPO: clipped positive-advantage tokens keep a (1+eps)*A gradient."""
     entropy_aware_advantage: bool = False
-    """AEPO: scale advantages by (1 + 0.2*z(token entropy))."""
+    """AEPO: scale advantages by (1 + 0.2*z(token entropy)), z standardized over each mini-batch."""
+    degenerate_groups: Literal["keep", "drop"] = "keep"
+    """Groups whose paths all got the same reward: `keep` them at zero advantage (spec, verl; they count in
+    the token-mean and the mini-batches), or `drop` them before the learner (DAPO-style)."""
 
 
 @dataclass(frozen=True)

@@ -118,9 +118,14 @@ def reward_metrics(rewards: Sequence[Sequence[RewardResult]]) -> dict[str, float
 
 
 def build_sequences(
-    groups: Sequence[RolloutGroup], advantages: Sequence[GroupAdvantages], *, keep_degenerate: bool
+    groups: Sequence[RolloutGroup], advantages: Sequence[GroupAdvantages], *, keep_degenerate: bool = True
 ) -> list[TrainSequence]:
-    """Flatten paths into learner sequences; degenerate groups carry no gradient unless KL is on."""
+    """Flatten paths into learner sequences.
+
+    Degenerate groups (all rewards equal) stay by default, at zero advantage (ARPO_SPEC.md §4, as verl):
+    their tokens still count in the token-mean denominator and their prompts in the mini-batches, so
+    the number of optimizer updates per step does not depend on how many groups happened to tie.
+    """
     out = []
     for group, adv in zip(groups, advantages, strict=True):
         if adv.degenerate and not keep_degenerate:
@@ -225,7 +230,8 @@ def train_step(
         attribute_advantages(g, [r.score for r in rs], estimator=config.algorithm.advantage)
         for g, rs in zip(batch.groups, rewards, strict=True)
     ]
-    sequences = build_sequences(batch.groups, advantages, keep_degenerate=config.algorithm.kl_coef > 0)
+    keep = config.algorithm.degenerate_groups == "keep"
+    sequences = build_sequences(batch.groups, advantages, keep_degenerate=keep)
     learner_metrics: dict[str, float] = {}
     if sequences:
         learner_metrics = deps.learner.update(sequences)
