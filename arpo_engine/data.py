@@ -17,8 +17,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,14 +37,16 @@ _CSV_JSON_COLUMNS = frozenset({"prompt", "messages", "tools", "reward_model", "e
 class DataError(ValueError):
     """A dataset file that cannot be used; `errors` holds every `line N: message` found."""
 
-    def __init__(self, path: str | Path, errors: list[str]) -> None:
+    def __init__(self, path: str | Path, errors: list[str], *, total: int | None = None) -> None:
         self.path = str(path)
         self.errors = list(errors)
+        self.total = max(total or 0, len(self.errors))
+        """How many problems were found; `errors` may list only the first of them."""
         listed = "\n".join(f"  {e}" for e in self.errors[:MAX_LISTED_ERRORS])
-        more = len(self.errors) - MAX_LISTED_ERRORS
+        more = self.total - min(len(self.errors), MAX_LISTED_ERRORS)
         tail = f"\n  … and {more} more" if more > 0 else ""
-        noun = "problem" if len(self.errors) == 1 else "problems"
-        super().__init__(f"{self.path}: {len(self.errors)} {noun}\n{listed}{tail}")
+        noun = "problem" if self.total == 1 else "problems"
+        super().__init__(f"{self.path}: {self.total} {noun}\n{listed}{tail}")
 
 
 class RowError(ValueError):
@@ -75,6 +78,41 @@ class SftDemo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Caps for untrusted files (the web upload); the engine's own loading uses none."""
+
+    max_rows: int | None = None
+    """Rows (blank JSONL lines excluded) before the file is refused."""
+    max_row_chars: int | None = None
+    """Characters in one row (a JSONL line, the cells of a CSV row, a parquet row as JSON)."""
+    max_errors: int | None = None
+    """Problems listed in the report; further ones are only counted."""
+    reject_csv_formulas: bool = False
+    """Refuse CSV cells a spreadsheet would run as a formula (`=…`, `@…`, `+`/`-` with a call or `|`)."""
+
+
+@dataclass
+class ScanReport:
+    """What a scan found: rows read, the first problems as `line N: message`, and how many in all."""
+
+    rows: int = 0
+    errors: list[str] = field(default_factory=list)
+    error_count: int = 0
+    max_errors: int | None = None
+
+    def add(self, message: str) -> None:
+        self.error_count += 1
+        if self.max_errors is None or len(self.errors) < self.max_errors:
+            self.errors.append(message)
+
+    def raise_if_failed(self, path: str | Path) -> None:
+        if self.error_count:
+            raise DataError(path, self.errors, total=self.error_count)
+        if self.rows == 0:
+            raise DataError(path, ["the file has no rows"])
+
+
 def repair_backspace(text: str) -> str:
     r"""Turn the literal backspace of a mis-escaped "\boxed" (or "\begin", "\binom" …) back into "\b".
 
@@ -88,27 +126,108 @@ def repair_backspace(text: str) -> str:
 Row = tuple[int, Any]
 """(1-based line number, decoded row or a RowError to report)."""
 
+_NO_LIMITS = Limits()
+# A cell a spreadsheet would evaluate: "=…"/"@…", or "+…"/"-…" carrying a function call or a DDE pipe.
+# A plain signed number or expression ("-4", "-3 + 5") is data, not a formula.
+_FORMULA_CALL = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\s*\(|\|")
 
-def _read_jsonl(path: Path) -> Iterator[Row]:
-    with path.open(encoding="utf-8-sig") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue  # blank lines (a trailing newline, say) are not rows
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _read_jsonl(path: Path, limits: Limits = _NO_LIMITS) -> Iterator[Row]:
+    cap = limits.max_row_chars
+    with path.open("rb") as fh:
+        number = 0
+        while raw := fh.readline(4 * cap + 2 if cap else -1):  # UTF-8: at most 4 bytes a character
+            number += 1
+            if cap and len(raw) > cap and not raw.endswith(b"\n"):
+                while (rest := fh.readline(1 << 20)) and not rest.endswith(b"\n"):
+                    pass  # skip the rest of an overlong line without holding it
+                yield number, RowError(f"the line is longer than {cap} characters")
+                continue
+            yield number, _decode_json_line(raw, first=number == 1, cap=cap)
+
+
+def _decode_json_line(raw: bytes, *, first: bool, cap: int | None) -> Any:
+    try:
+        line = raw.decode("utf-8-sig" if first else "utf-8")
+    except UnicodeDecodeError as exc:
+        return RowError(f"not UTF-8 text (byte {exc.start + 1} of the line); save the file as UTF-8")
+    if "\x00" in line:
+        return RowError("binary data (a NUL byte), not text")
+    if not line.strip():
+        return None  # blank lines (a trailing newline, say) are not rows
+    if cap and len(line.rstrip("\r\n")) > cap:
+        return RowError(f"the line is longer than {cap} characters")
+    try:
+        return json.loads(line, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey as exc:
+        return RowError(f"duplicate key {exc.args[0]!r}")
+    except json.JSONDecodeError as exc:
+        return RowError(f"malformed JSON: {exc.msg} (column {exc.colno})")
+
+
+def _check_utf8_lines(path: Path) -> None:
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
             try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, RowError(f"malformed JSON: {exc.msg} (column {exc.colno})")
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                problem = f"line {number}: not UTF-8 text (byte {exc.start + 1} of the line); save the file as UTF-8"
+                raise DataError(path, [problem]) from None
+            if "\x00" in text:
+                raise DataError(path, [f"line {number}: binary data (a NUL byte), not text"])
 
 
-def _read_csv(path: Path) -> Iterator[Row]:
+def _read_csv(path: Path, limits: Limits = _NO_LIMITS) -> Iterator[Row]:
     # Line numbers count data rows (the header is not line 1), as a spreadsheet's data rows would.
+    _check_utf8_lines(path)  # so an encoding problem names its line, not a byte offset in a buffer
     with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
-        for number, raw in enumerate(reader, start=1):
-            if None in raw:
-                yield number, RowError("more cells than the header has columns")
-                continue
-            yield number, {k: _decode_csv_cell(k, v) for k, v in raw.items() if v not in (None, "")}
+        if reader.fieldnames is None:
+            return
+        yield 0, _Header(list(reader.fieldnames))
+        number = 0
+        try:
+            for number, raw in enumerate(reader, start=1):
+                if None in raw:
+                    yield number, RowError("more cells than the header has columns")
+                    continue
+                yield number, _csv_row(raw, limits)
+        except csv.Error as exc:
+            raise DataError(path, [f"line {number + 1}: {exc}"]) from None
+
+
+def _csv_row(raw: Mapping[str, Any], limits: Limits) -> Any:
+    cells = {k: v for k, v in raw.items() if v not in (None, "")}
+    if limits.max_row_chars and sum(len(v) for v in cells.values()) > limits.max_row_chars:
+        return RowError(f"the row is longer than {limits.max_row_chars} characters")
+    if limits.reject_csv_formulas:
+        for column, value in cells.items():
+            if _looks_like_formula(value):
+                return RowError(
+                    f'column "{column}" starts with {value.lstrip()[0]!r} and would run as a spreadsheet '
+                    "formula; remove the formula or start the cell with a space"
+                )
+    return {k: _decode_csv_cell(k, v) for k, v in cells.items()}
+
+
+def _looks_like_formula(value: str) -> bool:
+    head = value[:1]
+    if head in ("=", "@", "\t", "\r"):
+        return head in ("=", "@") or value.lstrip()[:1] in ("=", "@", "+", "-")
+    return head in ("+", "-") and _FORMULA_CALL.search(value) is not None
 
 
 def _decode_csv_cell(column: str, value: str) -> Any:
@@ -121,14 +240,31 @@ def _decode_csv_cell(column: str, value: str) -> Any:
     return value if column == "prompt" and not isinstance(decoded, list) else decoded
 
 
-def _read_parquet(path: Path) -> Iterator[Row]:
+def _read_parquet(path: Path, limits: Limits = _NO_LIMITS) -> Iterator[Row]:
     import pyarrow.parquet as pq  # heavy; only parquet users pay for it
 
-    for number, row in enumerate(pq.read_table(path).to_pylist(), start=1):
-        yield number, {k: v for k, v in row.items() if v is not None}
+    parquet = pq.ParquetFile(path)
+    yield 0, _Header(list(parquet.schema_arrow.names))
+    number = 0
+    for batch in parquet.iter_batches(batch_size=1024):  # streamed: a large file never sits in memory whole
+        for row in batch.to_pylist():
+            number += 1
+            cells = {k: v for k, v in row.items() if v is not None}
+            cap = limits.max_row_chars
+            if cap and len(json.dumps(cells, ensure_ascii=False, default=str)) > cap:
+                yield number, RowError(f"the row is longer than {cap} characters")
+                continue
+            yield number, cells
 
 
-_READERS: dict[str, Callable[[Path], Iterator[Row]]] = {
+@dataclass(frozen=True)
+class _Header:
+    """The columns of a CSV or parquet file, checked once before its rows."""
+
+    columns: list[str]
+
+
+_READERS: dict[str, Callable[[Path, Limits], Iterator[Row]]] = {
     ".jsonl": _read_jsonl,
     ".ndjson": _read_jsonl,
     ".csv": _read_csv,
@@ -136,7 +272,7 @@ _READERS: dict[str, Callable[[Path], Iterator[Row]]] = {
 }
 
 
-def _rows(path: Path) -> Iterator[Row]:
+def _rows(path: Path, limits: Limits = _NO_LIMITS) -> Iterator[Row]:
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         known = ", ".join(_READERS)
@@ -144,7 +280,7 @@ def _rows(path: Path) -> Iterator[Row]:
     if not path.is_file():
         raise DataError(path, ["file not found"])
     try:
-        yield from reader(path)
+        yield from reader(path, limits)
     except (UnicodeDecodeError, csv.Error, OSError) as exc:
         raise DataError(path, [f"cannot read the file: {exc}"]) from None
     except Exception as exc:  # pyarrow raises its own types for a corrupt file
@@ -153,25 +289,63 @@ def _rows(path: Path) -> Iterator[Row]:
         raise
 
 
-def _load(path: str | Path, build: Callable[[int, Mapping[str, Any]], Any]) -> list[Any]:
+def _check_header(path: Path, columns: list[str], required: Sequence[tuple[str, ...]]) -> None:
+    problems = []
+    seen: set[str] = set()
+    for column in columns:
+        if column in seen:
+            problems.append(f"header: column {column!r} appears more than once")
+        seen.add(column)
+    for names in required:
+        if not seen.intersection(names):
+            wanted = " or ".join(f'"{n}"' for n in names)
+            problems.append(f"header: no {wanted} column")
+    if problems:
+        raise DataError(path, problems)
+
+
+def _scan(
+    path: str | Path,
+    build: Callable[[int, Mapping[str, Any]], Any],
+    report: ScanReport,
+    limits: Limits,
+    required: Sequence[tuple[str, ...]] = (),
+) -> Iterator[tuple[int, Any]]:
+    """Yield (line, item) for every good row; record every bad one in `report`. DataError if unreadable."""
     p = Path(path)
-    items: list[Any] = []
-    errors: list[str] = []
-    seen = 0
-    for number, row in _rows(p):
-        seen += 1
+    if report.max_errors is None:
+        report.max_errors = limits.max_errors
+    built = 0
+    for number, row in _rows(p, limits):
+        if isinstance(row, _Header):
+            _check_header(p, row.columns, required)
+            continue
+        if row is None:
+            continue
+        report.rows += 1
+        if limits.max_rows is not None and report.rows > limits.max_rows:
+            report.rows -= 1
+            report.add(f"line {number}: the file has more than {limits.max_rows} rows, the most accepted")
+            return
         try:
             if isinstance(row, RowError):
                 raise row
             if not isinstance(row, Mapping):
                 raise RowError(f"expected an object, got {_type_name(row)}")
-            items.append(build(len(items), row))
+            item = build(built, row)
         except RowError as exc:
-            errors.append(f"line {number}: {exc}")
-    if seen == 0:
-        raise DataError(p, ["the file has no rows"])
-    if errors:
-        raise DataError(p, errors)
+            report.add(f"line {number}: {exc}")
+            continue
+        built += 1
+        yield number, item
+
+
+def _load(
+    path: str | Path, build: Callable[[int, Mapping[str, Any]], Any], required: Sequence[tuple[str, ...]] = ()
+) -> list[Any]:
+    report = ScanReport()
+    items = [item for _, item in _scan(path, build, report, _NO_LIMITS, required)]
+    report.raise_if_failed(path)
     return items
 
 
@@ -181,7 +355,28 @@ def _load(path: str | Path, build: Callable[[int, Mapping[str, Any]], Any]) -> l
 def load_samples(path: str | Path) -> list[Sample]:
     """Read a JSONL, CSV or parquet file of prompts with ground truths; raise `DataError` on any bad row."""
     default_source = Path(path).stem
-    return _load(path, lambda index, row: _sample(index, row, default_source))
+    return _load(path, lambda index, row: _sample(index, row, default_source), _SAMPLE_COLUMNS)
+
+
+def scan_samples(
+    path: str | Path, report: ScanReport, limits: Limits = _NO_LIMITS, *, default_source: str | None = None
+) -> Iterator[tuple[int, Sample]]:
+    """Stream the prompts of a file as (line, Sample); bad rows go into `report`, DataError if unreadable."""
+    source = default_source or Path(path).stem
+    return _scan(path, lambda index, row: _sample(index, row, source), report, limits, _SAMPLE_COLUMNS)
+
+
+def sample_row(sample: Sample) -> dict[str, Any]:
+    """The normalized row of a sample: written as JSONL, it loads back as the same Sample."""
+    return {
+        **sample.extra,
+        "prompt": sample.messages,
+        "answer": list(sample.answers),
+        "data_source": sample.data_source,
+    }
+
+
+_SAMPLE_COLUMNS = (PROMPT_KEYS, (*ANSWER_KEYS, "reward_model"))
 
 
 def _sample(index: int, row: Mapping[str, Any], default_source: str) -> Sample:
@@ -272,7 +467,20 @@ def _answer_values(key: str, value: Any) -> tuple[str, ...]:
 
 def load_sft_demos(path: str | Path) -> list[SftDemo]:
     """Read full tool-use trajectories (`messages`, optional `spans`); raise `DataError` on any bad row."""
-    return _load(path, _sft_demo)
+    return _load(path, _sft_demo, _SFT_COLUMNS)
+
+
+def scan_sft_demos(path: str | Path, report: ScanReport, limits: Limits = _NO_LIMITS) -> Iterator[tuple[int, SftDemo]]:
+    """Stream SFT demonstrations as (line, SftDemo); bad rows go into `report`."""
+    return _scan(path, _sft_demo, report, limits, _SFT_COLUMNS)
+
+
+def sft_row(demo: SftDemo) -> dict[str, Any]:
+    """The normalized row of a demonstration: written as JSONL, it loads back as the same SftDemo."""
+    return {**demo.extra, "messages": demo.messages, "spans": [list(span) for span in demo.spans]}
+
+
+_SFT_COLUMNS = (("messages",),)
 
 
 def _sft_demo(index: int, row: Mapping[str, Any]) -> SftDemo:
@@ -313,6 +521,35 @@ def _spans(value: Any, content: str) -> tuple[tuple[int, int], ...]:
             )
         spans.append((start, end))
     return tuple(spans)
+
+
+# --- search corpus documents ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CorpusDoc:
+    index: int
+    id: str
+    title: str
+    text: str
+
+
+def scan_corpus(path: str | Path, report: ScanReport, limits: Limits = _NO_LIMITS) -> Iterator[tuple[int, CorpusDoc]]:
+    """Stream search-corpus documents `{"text", "title"?, "id"?}` (the rows `tools.search.load_corpus` reads)."""
+    return _scan(path, _corpus_doc, report, limits, (("text",),))
+
+
+def _corpus_doc(index: int, row: Mapping[str, Any]) -> CorpusDoc:
+    text = row.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise RowError('"text" must be a non-empty string')
+    title = row.get("title", "")
+    if not isinstance(title, str):
+        raise RowError(f'"title" must be a string, got {_type_name(title)}')
+    doc_id = row.get("id", str(index))
+    if not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool):
+        raise RowError(f'"id" must be a string or an integer, got {_type_name(doc_id)}')
+    return CorpusDoc(index=index, id=str(doc_id), title=title.strip(), text=text)
 
 
 # --- writing -----------------------------------------------------------------------------------

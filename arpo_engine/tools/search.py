@@ -4,12 +4,17 @@ The official ARPO code returns Bing snippets through a paid proxy; here the user
 so runs are reproducible and need no internet. The corpus is JSONL (`{"id"?, "title"?, "text"}` per
 line) or plain text (one document per line). The `bm25s` index is built on the first call (or by
 `build_index()`), once, under a lock; afterwards calls only read it, so `run` is thread-safe.
+An index saved by `save_index` beside the corpus (`corpus.jsonl` -> `corpus.index/`, as the web app
+does on upload) is loaded instead of rebuilt when it still matches the corpus file.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import os
+import shutil
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -63,6 +68,7 @@ class SearchTool:
         self.snippet_chars = snippet_chars
         # Read (and validated) now, so a bad upload fails when the run is built, not mid-rollout.
         self.documents = load_corpus(corpus_path)
+        self.corpus_path = Path(corpus_path)
         self._description = description or DEFAULT_DESCRIPTION
         self._schema = schema
         self._index: _Index | None = None
@@ -77,7 +83,8 @@ class SearchTool:
     def build_index(self) -> None:
         with self._lock:
             if self._index is None:
-                self._index = _build_index(self.documents)
+                saved = _load_index(self.corpus_path, len(self.documents))
+                self._index = saved or _build_index(self.documents)
 
     def run(self, arguments: Mapping[str, Any]) -> ToolResult:
         started = time.perf_counter()
@@ -133,6 +140,61 @@ def _build_index(documents: Sequence[Document]) -> _Index:
     retriever = bm25s.BM25()
     retriever.index(tokens, show_progress=False)
     return _Index(retriever, tokenizer, tokenizer.get_vocab_dict().get(""))
+
+
+_MANIFEST = "manifest.json"
+
+
+def index_folder(corpus_path: str | Path) -> Path:
+    """Where the saved index of a corpus lives: beside it, `corpus.jsonl` -> `corpus.index/`."""
+    return Path(corpus_path).with_suffix(".index")
+
+
+def save_index(corpus_path: str | Path) -> int:
+    """Build the BM25 index of a corpus file once and save it beside it (atomically); the vocabulary size."""
+    corpus = Path(corpus_path)
+    documents = load_corpus(corpus)
+    index = _build_index(documents)
+    folder = index_folder(corpus)
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        index.retriever.save(str(tmp), show_progress=False)
+        index.tokenizer.save_vocab(str(tmp))
+        manifest = {"documents": len(documents), "corpus_sha256": _sha256(corpus)}
+        (tmp / _MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return len(index.tokenizer.get_vocab_dict())
+
+
+def _load_index(corpus_path: Path, documents: int) -> _Index | None:
+    """The saved index when it was built from this very corpus file; None otherwise (then it is rebuilt)."""
+    folder = index_folder(corpus_path)
+    try:
+        manifest = json.loads((folder / _MANIFEST).read_text(encoding="utf-8"))
+        if manifest != {"documents": documents, "corpus_sha256": _sha256(corpus_path)}:
+            return None
+        import bm25s
+        from bm25s.tokenization import Tokenizer
+
+        retriever = bm25s.BM25.load(str(folder), show_progress=False)
+        tokenizer = Tokenizer(stopwords="en")
+        tokenizer.load_vocab(str(folder))
+    except (OSError, ValueError, KeyError):  # missing, partial or foreign files: rebuild instead
+        return None
+    return _Index(retriever, tokenizer, tokenizer.get_vocab_dict().get(""))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
