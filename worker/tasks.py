@@ -1,3 +1,15 @@
 """Celery tasks: ids in, one call out. Service and engine code is imported inside task bodies."""
 
 from __future__ import annotations
+
+from worker.celery_app import app
+
+# --- tools: "try it" (queue "short") ---------------------------------------------------------------
+
+
+@app.task(name="worker.tasks.tool_try", ignore_result=True, soft_time_limit=300, time_limit=330)
+def tool_try(trial_id: int) -> None:
+    """Run one "try it" call of a tool and store its output, error and latency on the trial."""
+    from webapp.tools.services import tool_trial_execute
+
+    tool_trial_execute(trial_id=trial_id)
