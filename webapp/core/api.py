@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
@@ -71,3 +71,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return response
     log.exception("Unhandled error in %s", context.get("view"))
     return Response(error_body("Something went wrong on our side.", "server_error"), status=500)
+
+
+class ErrorSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """The one error shape, for OpenAPI responses (`@extend_schema(responses={400: ErrorSerializer})`)."""
+
+    message = serializers.CharField()
+    code = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
