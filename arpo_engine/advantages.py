@@ -145,22 +145,36 @@ def advantage_metrics(results: Sequence[GroupAdvantages]) -> dict[str, float]:
     return {"groups/degenerate_frac": degenerate / len(results) if results else 0.0}
 
 
-def entropy_aware_advantages(
-    advantages: torch.Tensor, entropies: torch.Tensor, mask: torch.Tensor, *, weight: float = 0.2
-) -> torch.Tensor:
-    """AEPO: A * (1 + weight * z(H)), z = token entropy standardised over the valid tokens of the batch.
+def entropy_moments(entropies: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:
+    """Mean and population std of the token entropies where mask is 1 (0, 0 for an empty mask)."""
+    h = entropies.detach().double()[mask.bool()]  # (valid,)
+    if h.numel() == 0:
+        return 0.0, 0.0
+    mean = h.mean()
+    return float(mean), float(((h - mean) ** 2).mean().sqrt())
 
-    Always applied when called: the official code skips it unless the entropy bonus is non-zero,
-    a defect this project does not copy (ARPO_SPEC.md §6). The std is the population one, so a
-    batch with one valid token (std 0) gets z = 0 instead of NaN. Entropies are detached: the
-    reweighting shapes the advantage and must not itself be differentiated.
+
+def entropy_aware_advantages(
+    advantages: torch.Tensor,
+    entropies: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    weight: float = 0.2,
+    moments: tuple[float, float] | None = None,
+) -> torch.Tensor:
+    """AEPO: A * (1 + weight * z(H)), z = token entropy standardised over the valid tokens of the mini-batch.
+
+    `moments` (mean, std) are those of the whole mini-batch when it is split into micro-batches, so the
+    result does not depend on a memory setting; None computes them from this batch. Always applied when
+    called: the official code skips it unless the entropy bonus is non-zero, a defect this project does
+    not copy (ARPO_SPEC.md §6). The std is the population one, so a batch with one valid token (std 0)
+    gets z = 0 instead of NaN. Entropies are detached: the reweighting shapes the advantage and must not
+    itself be differentiated.
     """
     valid = mask.bool()  # (B, T)
     h = entropies.detach().to(advantages.dtype)  # (B, T)
-    count = valid.sum().clamp(min=1)
-    mean = torch.where(valid, h, 0.0).sum() / count
-    var = torch.where(valid, (h - mean) ** 2, 0.0).sum() / count
-    z = (h - mean) / (var.sqrt() + GRPO_EPS)  # (B, T)
+    mean, std = moments if moments is not None else entropy_moments(h, valid)
+    z = (h - mean) / (std + GRPO_EPS)  # (B, T)
     return torch.where(valid, advantages * (1.0 + weight * z), 0.0)
 
 

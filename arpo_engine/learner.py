@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from arpo_engine.advantages import entropy_aware_advantages
+from arpo_engine.advantages import entropy_aware_advantages, entropy_moments
 from arpo_engine.config import AlgorithmConfig, OptimConfig
 from arpo_engine.logprobs import token_logprobs
 from arpo_engine.lora import apply_lora
@@ -230,14 +230,17 @@ class Learner:
         total_tokens = sum(sum(s.mask) for s in mini)
         self.optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
-        for chunk in micro_batches(mini, self.optim_cfg.micro_batch_tokens):
+        chunks = list(micro_batches(mini, self.optim_cfg.micro_batch_tokens))
+        need_entropy = self.algorithm.entropy_aware_advantage
+        # AEPO's z is standardized over the mini-batch; split in micro-batches, that needs a first pass
+        moments = self._entropy_moments(chunks) if need_entropy and len(chunks) > 1 else None
+        for chunk in chunks:
             padded = pad_sequences(chunk, self.pad_token_id)
-            need_entropy = self.algorithm.entropy_aware_advantage
             out = self._logprobs(self.model, padded, with_entropy=need_entropy)
             self._fill_old(chunk, padded, out.logprobs)
             advantages = padded.advantages
             if need_entropy:
-                advantages = entropy_aware_advantages(advantages, out.entropies, padded.mask)
+                advantages = entropy_aware_advantages(advantages, out.entropies, padded.mask, moments=moments)
             inputs = LossInputs(
                 logprobs=out.logprobs,
                 old_logprobs=self._aligned(chunk, padded, "old_logprobs"),
@@ -256,6 +259,17 @@ class Learner:
             self.optimizer.step()
         sums["grad/norm"] = float(norm)
         return sums
+
+    @torch.no_grad()
+    def _entropy_moments(self, chunks: Sequence[Sequence[TrainSequence]]) -> tuple[float, float]:
+        """Mean and std of the current policy's entropy over the trained tokens of all chunks."""
+        entropies, masks = [], []
+        for chunk in chunks:
+            padded = pad_sequences(chunk, self.pad_token_id)
+            out = self._logprobs(self.model, padded, with_entropy=True)
+            entropies.append(out.entropies[padded.mask > 0])
+            masks.append(torch.ones_like(entropies[-1]))
+        return entropy_moments(torch.cat(entropies), torch.cat(masks))
 
     @staticmethod
     def _fill_old(chunk: Sequence[TrainSequence], padded: Padded, logprobs: torch.Tensor) -> None:

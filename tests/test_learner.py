@@ -41,6 +41,12 @@ def assert_same_update(base: LlamaForCausalLM, a: LlamaForCausalLM, b: LlamaForC
     assert (delta_a - delta_b).norm() / delta_b.norm() < 1e-3
 
 
+def with_sgd(learner: Learner) -> Learner:
+    """Plain SGD: the update is the (clipped) gradient itself, which Adam's sign-like first step would hide."""
+    learner.optimizer = torch.optim.SGD([p for p in learner.model.parameters() if p.requires_grad], lr=0.1)
+    return learner
+
+
 def test_update_without_scoring_first_equals_update_after_an_explicit_scoring_pass(base_model):
     shortcut, scored = copy.deepcopy(base_model), copy.deepcopy(base_model)
     batch_a, batch_b = make_batch(), make_batch()
@@ -123,3 +129,17 @@ def test_kl_penalty_runs_through_the_learner_against_a_frozen_reference(base_mod
 def test_kl_without_a_reference_model_is_refused_unless_lora_provides_one(base_model):
     with pytest.raises(ValueError, match="reference model"):
         Learner(copy.deepcopy(base_model), optim=OptimConfig(), algorithm=AlgorithmConfig(kl_coef=0.1), pad_token_id=0)
+
+
+def test_entropy_aware_advantage_is_standardized_over_the_mini_batch_whatever_the_micro_batch_size(base_model):
+    one, many = copy.deepcopy(base_model), copy.deepcopy(base_model)
+    aepo = AlgorithmConfig(entropy_aware_advantage=True)
+    for model, micro in ((one, 4096), (many, 20)):
+        learner = Learner(model, optim=OptimConfig(mini_batch_prompts=2, micro_batch_tokens=micro), algorithm=aepo,
+                          pad_token_id=0)  # fmt: skip
+        with_sgd(learner).update(make_batch())
+    assert_same_update(base_model, one, many)  # z per micro-batch (the old way) is 3 % off here
+    plain = copy.deepcopy(base_model)
+    learner_for(plain, mini_batch_prompts=2).update(make_batch())
+    delta = sum(float((a - b).detach().norm()) for a, b in zip(one.parameters(), plain.parameters(), strict=True))
+    assert delta > 0, "the entropy-aware advantage did not change the update"
