@@ -105,7 +105,7 @@ def test_invalid_custom_schema_is_rejected_with_a_clear_message(schema: Mapping[
 
 def test_unknown_kind_error_lists_the_known_kinds() -> None:
     config = ToolConfig(name="ftp", kind="ftp")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"unknown kind 'ftp' \(known kinds: calculator, python, search"):
+    with pytest.raises(ValueError, match=r"unknown kind 'ftp' \(known kinds: calculator, http, python, search"):
         build_tools([config])
 
 
