@@ -1,0 +1,89 @@
+"""Reads of runs, the base-model catalogue, presets and the config schema. Runs are always scoped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from arpo_engine import config_meta
+from webapp.core.ownership import get_visible, visible_to
+
+from . import configs
+from .models import BaseModel, Run
+
+
+def run_list(
+    *,
+    user: Any,
+    team: str | None = None,
+    status: str | None = None,
+    preset: str | None = None,
+    dataset: Any = None,
+    base_model: str | None = None,
+    search: str | None = None,
+) -> QuerySet[Run]:
+    """The runs `user` may see, newest first. `team`: a team slug, or "personal" for the user's own."""
+    qs = visible_to(Run, user).select_related(
+        "owner_user", "owner_team", "created_by", "base_model", "dataset", "eval_dataset", "sft_dataset"
+    )
+    if team == "personal":
+        qs = qs.filter(owner_team__isnull=True)
+    elif team:
+        qs = qs.filter(owner_team__slug=team)
+    if status:
+        qs = qs.filter(status=status)
+    if preset:
+        qs = qs.filter(preset=preset)
+    if dataset:
+        qs = qs.filter(Q(dataset_id=dataset) | Q(eval_dataset_id=dataset) | Q(sft_dataset_id=dataset))
+    if base_model:
+        qs = qs.filter(base_model__slug=base_model)
+    if search:
+        qs = qs.filter(name__icontains=search)
+    return qs.prefetch_related("tools")
+
+
+def run_get(*, user: Any, run_id: Any) -> Run:
+    return get_visible(run_list(user=user), user, pk=run_id)
+
+
+def run_tools(run: Run) -> list[Any]:
+    """The run's tools in config order."""
+    tools = {t.pk: t for t in run.tools.all()}
+    ordered = [tools.pop(i) for i in run.tool_order if i in tools]
+    return ordered + sorted(tools.values(), key=lambda t: t.pk)
+
+
+def base_model_list() -> QuerySet[BaseModel]:
+    return BaseModel.objects.filter(is_active=True)
+
+
+def preset_list() -> list[dict[str, Any]]:
+    """Every preset: name, label, the keys its file sets, and the full config it starts a run from."""
+    return [
+        {
+            "name": name,
+            "label": label,
+            "values": configs.preset_values(name),
+            "resolved": configs.preset_base(name),
+        }
+        for name, label in configs.preset_choices()
+    ]
+
+
+def config_schema() -> dict[str, Any]:
+    schema = config_meta.schema()
+    schema["presets"] = [{"name": n, "label": label} for n, label in configs.preset_choices()]
+    return schema
+
+
+def config_diff(run: Run) -> list[dict[str, Any]]:
+    """The run's editable knobs that differ from its preset: [{key, preset, value}]."""
+    base = config_meta.flatten(configs.preset_base(run.preset))
+    resolved = config_meta.flatten(run.config)
+    return [
+        {"key": meta.key, "preset": base.get(meta.key), "value": resolved.get(meta.key)}
+        for meta in config_meta.editable_fields()
+        if meta.key in resolved and resolved.get(meta.key) != base.get(meta.key)
+    ]
