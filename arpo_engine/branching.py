@@ -41,7 +41,7 @@ BRANCH_RULES: dict[str, BranchRule] = {"stochastic": stochastic_rule, "threshold
 
 
 def decide(delta_h: float, cfg: BranchingConfig, *, consecutive: int, draw: float) -> Decision:
-    """Branch decision after a tool result; `consecutive` = the lineage's latest decisions in a row that forked."""
+    """Branch decision after a tool result; `consecutive` = AEPO's l, the rounds in a row the prompt branched."""
     factor = max(0.0, 1.0 - cfg.consecutive_penalty * consecutive)
     return BRANCH_RULES[cfg.rule](delta_h, cfg, factor, draw)
 

@@ -8,6 +8,7 @@ message naming the dotted key; `RunConfig.validate` checks cross-field rules bef
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -84,6 +85,10 @@ class RolloutConfig:
     """vLLM `gpu_memory_utilization`: a fraction of GPU memory, or of RAM on the CPU build."""
     enable_prefix_caching: bool = True
     """Let vLLM reuse the KV cache of shared prefixes, so forked paths skip re-prefilling."""
+    device: str = "auto"
+    """Where the sampler generates: `auto` (the first GPU when CUDA is present, else the CPU), `cpu`, `cuda`
+    or `cuda:N`. vLLM in this process takes the first visible GPU; the transformers sampler shares the
+    learner's model, so it runs on `optim.device`."""
 
 
 @dataclass(frozen=True)
@@ -105,8 +110,8 @@ class BranchingConfig:
     beam_width: int = 2
     """Z: paths that continue from a branch point, the parent included (official beam_size 2 = one clone)."""
     consecutive_penalty: float = 0.0
-    """AEPO: multiply the branch probability by (1 - penalty*l), l = how many of the path lineage's latest
-    decisions in a row forked (AEPO: 0.05). Per lineage, so no path ever waits for another to decide."""
+    """AEPO: multiply the branch probability by (1 - penalty*l), l = consecutive rounds (tool indices), up to
+    the one before the decision's, in which the prompt branched (AEPO: 0.05)."""
     dynamic_budget: bool = False
     """AEPO: choose N per prompt from one probe rollout, N = clamp(floor(M*sigmoid(0.5*(H_root - H_tool)))+1, 1, M)."""
 
@@ -162,6 +167,15 @@ class OptimConfig:
     """Tokens per forward/backward before accumulating gradients; bounds memory."""
     precision: str = "fp32"
     """Learner compute: `fp32`, or `bf16` autocast (weights, optimizer state and log-prob sums stay fp32)."""
+    device: str = "auto"
+    """Where the learner (policy and reference model) trains: `auto` (`cuda` when present, else `cpu`),
+    `cpu`, `cuda` or `cuda:N`. On the sampler's GPU, `rollout.memory_fraction` leaves the rest to training."""
+    activation_checkpointing: bool = False
+    """Recompute each decoder block's activations during backward instead of keeping them: less memory
+    for long agent trajectories, about a third more compute."""
+    tree_pack: bool = True
+    """Compute each prefix that paths of a prompt share once (tree-packed update) instead of once per path.
+    Exact for `soft` advantages; with `hard` a shared token is trained once with the mean advantage (Eq. 6)."""
     trainable_layers: int = 0
     """Train only the top this-many transformer blocks (and the final norm); 0 trains every parameter.
     Backward then stops at the lowest trainable block, which roughly halves a step's cost on a CPU."""
@@ -267,6 +281,7 @@ class RunConfig:
             raise ConfigError("branching.consecutive_penalty must be in [0, 1)")
         if self.optim.precision not in ("fp32", "bf16"):
             raise ConfigError(f"optim.precision must be fp32 or bf16, not {self.optim.precision!r}")
+        self._validate_devices()
         self._validate_lora()
         if self.model.max_model_len <= self.data.max_prompt_tokens:
             raise ConfigError("model.max_model_len must exceed data.max_prompt_tokens")
@@ -278,6 +293,22 @@ class RunConfig:
             if not t.name.isidentifier():
                 raise ConfigError(f"tools: name {t.name!r} must be an identifier (letters, digits, _)")
         return self
+
+    def _validate_devices(self) -> None:
+        for key, value in (("optim.device", self.optim.device), ("rollout.device", self.rollout.device)):
+            if not _DEVICE.fullmatch(value):
+                raise ConfigError(f"{key} must be auto, cpu, cuda or cuda:N, not {value!r}")
+        learner, sampler = self.optim.device, self.rollout.device
+        if self.rollout.sampler == "transformers" and sampler not in ("auto", learner):
+            raise ConfigError(
+                f"rollout.device: the transformers sampler generates with the learner's model, on optim.device "
+                f"({learner}); leave rollout.device at auto or set it to {learner}"
+            )
+        if self.rollout.sampler == "vllm" and sampler not in ("auto", "cpu", "cuda", "cuda:0"):
+            raise ConfigError(
+                "rollout.device: vLLM in this process runs on the first visible GPU (cuda:0); choose another GPU "
+                "with CUDA_VISIBLE_DEVICES, and put the learner elsewhere with optim.device"
+            )
 
     def _validate_lora(self) -> None:
         o = self.optim
@@ -294,6 +325,9 @@ class RunConfig:
             if t != "all-linear" and not all(part.isidentifier() for part in t.split(".")):
                 raise ConfigError(f"optim.lora_target_modules: {t!r} is not a module name such as q_proj")
 
+
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+"""Device names a config may give: `auto`, `cpu`, `cuda` or `cuda:N`."""
 
 ConfigT = TypeVar("ConfigT")
 

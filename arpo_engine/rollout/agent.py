@@ -15,8 +15,11 @@ Branching, per path:
    H_initial and does not decide again at the boundary it starts from.
 A prompt never holds more than M paths (`budget.grant` decides which forks get the last slots); once all
 of its paths have ended below M, the missing ones are added as fresh samples at once (the official code
-adds one per iteration). AEPO's consecutive-branch penalty counts l along the deciding path's lineage:
-the decisions in a row, ending with its previous one, at which the rule said fork.
+adds one per iteration). AEPO's consecutive-branch penalty counts l per prompt (ARPO_SPEC.md §6): the
+rounds in a row, ending with the one before the decision's, in which the prompt branched (some path of
+the prompt forked there). A round is a tool index: a decision after result t belongs to round t, as in a
+synchronous loop. A decision whose l is not known yet (an earlier round where a path could still fork)
+waits as `_Deferred` while its path goes on; only the fork, if any, comes later, at the same boundary.
 
 Determinism: segments and tool calls finish in any order, so no random number comes from a shared
 stream in completion order. Each request's seed and each decision's draw is derived from one base seed
@@ -86,6 +89,10 @@ class _GroupState:
     """Fork claims not granted yet (see budget.py)."""
     keys: list[PathKey] = field(default_factory=list)
     """Stable key of each path, by index in group.paths."""
+    forked_rounds: set[int] = field(default_factory=set)
+    """Rounds (tool indices) at which some path of the prompt forked: AEPO's penalty counts them."""
+    deferred: list[_Deferred] = field(default_factory=list)
+    """Branch decisions that wait for earlier rounds to settle (consecutive-branch penalty only)."""
     prompt_sent: bool = False
     max_depth: int = 0
 
@@ -101,8 +108,6 @@ class _Live:
     """Context tokens (prompt + response) already in the sampler's cache, for prefill accounting."""
     pending_tool: int | None = None
     """t when the last thing appended was tool result t and its H_t window is still to come."""
-    streak: int = 0
-    """AEPO's l: decisions in a row along this lineage, up to the latest, at which the rule forked."""
     depth: int = 0
     """Logical round of the latest segment: segments that had to be generated one after another up to
     it, counting a fork's wait for its parent and a supplement's wait for its group."""
@@ -120,12 +125,28 @@ class _Claim:
 
     parent: _Live
     record: BranchDecision
-    streak: int
     depth: int
 
     @property
     def priority(self) -> Priority:
         return (self.record.tool_index, self.parent.key)
+
+
+@dataclass
+class _Deferred:
+    """A branch decision measured but not taken: its consecutive-branch count l is not known yet."""
+
+    parent: _Live
+    tool_index: int
+    boundary: int
+    h_t: float
+    delta: float
+    draw: float
+    depth: int
+
+    @property
+    def priority(self) -> Priority:
+        return (self.tool_index, self.parent.key)
 
 
 @dataclass
@@ -323,21 +344,59 @@ class _Loop:
         if t is None or path.h_initial is None or not res.token_ids:
             return
         h_t = window_entropy(window, vocab, bc.window_reduce)
-        delta = h_t - path.h_initial
         draw = stable_uniform(self.base_seed, "branch", lv.state.group.prompt_index, lv.key, t)
-        decision = branching.decide(delta, bc, consecutive=lv.streak, draw=draw)
-        lv.streak = lv.streak + 1 if decision.forked else 0
         boundary = path.tool_calls[t - 1].result_end
-        record = BranchDecision(t, boundary, h_t, delta, decision.score, decision.draw, decision.forked)
-        path.decisions.append(record)
+        pending = _Deferred(lv, t, boundary, h_t, h_t - path.h_initial, draw, lv.depth)
+        if bc.consecutive_penalty > 0:
+            lv.state.deferred.append(pending)  # taken in _settle, once the earlier rounds are known
+        else:
+            self._decide(pending, consecutive=0)
+
+    def _decide(self, pending: _Deferred, *, consecutive: int) -> None:
+        lv, state = pending.parent, pending.parent.state
+        decision = branching.decide(pending.delta, self.config.branching, consecutive=consecutive, draw=pending.draw)
+        record = BranchDecision(
+            pending.tool_index, pending.boundary, pending.h_t, pending.delta, decision.score, decision.draw,
+            decision.forked,
+        )  # fmt: skip
+        lv.path.decisions.append(record)
         if decision.forked:
-            lv.state.claims.append(_Claim(lv, record, lv.streak, lv.depth))
+            state.forked_rounds.add(pending.tool_index)
+            state.claims.append(_Claim(lv, record, pending.depth))
+
+    def _consecutive_rounds(self, state: _GroupState, t: int) -> int | None:
+        """AEPO's l for a decision in round t: rounds t-1, t-2, … in a row in which the prompt branched.
+
+        None while a round in that run could still change: a live path may yet decide there, or a
+        decision or fork claim from that round or before it (whose children decide later) is open.
+        """
+        count = 0
+        for r in range(t - 1, 0, -1):
+            if r in state.forked_rounds:
+                count += 1
+                continue
+            open_now = (
+                any(lv.next_decision() <= r for lv in state.live.values())
+                or any(c.record.tool_index < r for c in state.claims)
+                or any(d.tool_index <= r for d in state.deferred)
+            )
+            return None if open_now else count
+        return count
+
+    def _take_one_deferred(self, state: _GroupState) -> bool:
+        for pending in sorted(state.deferred, key=lambda d: d.priority):
+            consecutive = self._consecutive_rounds(state, pending.tool_index)
+            if consecutive is not None:
+                state.deferred.remove(pending)
+                self._decide(pending, consecutive=consecutive)
+                return True
+        return False
 
     def _settle(self, state: _GroupState) -> None:
-        """After any event in a group: grant the fork claims that can be granted, then refill if idle."""
-        while self._grant_one(state):
+        """After any event in a group: take the decisions and grant the fork claims that can be, then refill if idle."""
+        while self._take_one_deferred(state) or self._grant_one(state):
             pass
-        if not state.live and not state.claims:
+        if not state.live and not state.claims and not state.deferred:
             self._refill(state)
 
     def _grant_one(self, state: _GroupState) -> bool:
@@ -349,7 +408,8 @@ class _Loop:
                 free=group.budget - len(group.paths),
                 beam_width=self.config.branching.beam_width,
                 live=live,
-                waiting=[c.priority for c in state.claims if c is not claim],
+                # a decision still deferred may yet claim: count it like a claim that waits
+                waiting=[c.priority for c in state.claims if c is not claim] + [d.priority for d in state.deferred],
             )
             if n is not None:
                 state.claims.remove(claim)
@@ -366,7 +426,7 @@ class _Loop:
             # The parent generated past the boundary, so the whole shared prefix is in the cache already.
             child = self._add(state, path, (*parent.key, t, j))
             child.computed = len(group.prompt_ids) + boundary
-            child.streak, child.depth = claim.streak, claim.depth
+            child.depth = claim.depth
             self._submit(child)
 
     def _refill(self, state: _GroupState) -> None:

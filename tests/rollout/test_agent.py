@@ -297,20 +297,35 @@ def test_hermes_parser_reads_the_last_call_of_a_multi_call_text():
     assert (parsed.call.name, dict(parsed.call.arguments)) == ("b", {"x": 1})
 
 
-def test_consecutive_penalty_counts_forks_in_a_row_along_the_path_lineage():
-    # dH = 5 * (2 - 1) / ln 256: score 0.5 + 0.2 * dH = 0.68 > tau, halved after a fork to 0.34 < tau
+def test_consecutive_penalty_counts_rounds_in_a_row_in_which_the_prompt_branched():
+    # dH = 5 * (2 - 1) / ln 256: score 0.5 + 0.2 * dH = 0.68 > tau, halved after a branched round to 0.34 < tau;
+    # entropy 1.0 gives dH = 0 and 0.5 < tau. Path "a" forks at t=1; path "b" does not, but round 1 branched.
     cfg = config(
-        rollout={"group_size": 16, "initial_samples": 1, "max_tool_calls": 3},
+        rollout={"group_size": 16, "initial_samples": 2, "max_tool_calls": 3},
         branching={"tau": 0.6, "consecutive_penalty": 0.5},
     )
-    batch, _, _ = run(agent_script(calls=3, entropy_after=[2.0, 2.0, 2.0]), cfg)
+    after = {"a": [2.0, 2.0, 2.0], "b": [1.0, 2.0, 2.0], "s": [1.0, 1.0, 1.0]}  # s: supplements
+
+    def script(ctx: ScriptContext) -> Reply:
+        text = response(ctx)
+        who = text[7] if text else ("ab"[ctx.call] if ctx.call < 2 else "s")  # "<think>a…" names the lineage
+        done = results_so_far(ctx)
+        entropy = 1.0 if done == 0 else after[who][done - 1]
+        if done < 3:
+            return Reply(f"<think>{who} {done}</think><upper>x{done}</upper>", entropy)
+        return Reply("<answer>\\boxed{X}</answer>", entropy)
+
+    batch, _, _ = run(script, cfg)
     paths = batch.groups[0].paths
-    root = paths[0]
-    assert [d.forked for d in root.decisions] == [True, False, True]
-    assert root.decisions[1].score == pytest.approx(0.5 * root.decisions[0].score)
-    # the fork at t=1 inherits the streak: it does not fork at t=2, then does at t=3
-    child = paths[root.decisions[0].children[0]]
-    assert [(d.tool_index, d.forked) for d in child.decisions if d.tool_index > 1] == [(2, False), (3, True)]
+    a, b = paths[0], paths[1]
+    assert [d.forked for d in a.decisions] == [True, False, True]
+    # b never forked before, yet its round-2 decision is penalized: the prompt branched in round 1
+    assert [d.forked for d in b.decisions] == [False, False, True]
+    assert b.decisions[1].score == pytest.approx(0.5 * a.decisions[0].score)
+    # round 2 did not branch anywhere, so round 3 is not penalized, for a fork of round 1 either
+    assert a.decisions[2].score == pytest.approx(a.decisions[0].score)
+    child = paths[a.decisions[0].children[0]]
+    assert [(d.tool_index, d.forked) for d in child.decisions] == [(2, False), (3, True)]
 
 
 def test_a_failing_request_leaves_nothing_pending_in_the_sampler():
