@@ -304,7 +304,10 @@ class _Loop:
     def _on_segment(self, lv: _Live, res: GenResult) -> None:
         self.counters.generated += len(res.token_ids)
         path, rc = lv.path, self.config.rollout
-        call = paths.absorb_segment(path, res, self.deps.call_format, self.deps.tools, rc.max_tool_calls)
+        eos = getattr(self.deps.sampler.tokenizer, "eos_token_id", None)
+        call = paths.absorb_segment(
+            path, res, self.deps.call_format, self.deps.tools, rc.max_tool_calls, eos_token_id=eos
+        )
         lv.computed = len(lv.state.group.prompt_ids) + len(path.token_ids)
         t, lv.pending_tool = lv.pending_tool, None
         if self.branching_on:

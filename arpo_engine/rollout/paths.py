@@ -18,9 +18,20 @@ from arpo_engine.tools.base import Tool, ToolResult
 
 
 def absorb_segment(
-    path: Path, res: GenResult, call_format: CallFormat, tools: Mapping[str, Tool], max_tool_calls: int
+    path: Path,
+    res: GenResult,
+    call_format: CallFormat,
+    tools: Mapping[str, Tool],
+    max_tool_calls: int,
+    *,
+    eos_token_id: int | None = None,
 ) -> ParsedCall | None:
-    """Append a generated segment; return the tool call it ends with, if it should be executed."""
+    """Append a generated segment; return the tool call it ends with, if it should be executed.
+
+    A call beyond `max_tool_calls` is not run: the path ends there with EOS, as the official code does
+    (ARPO_SPEC.md §1). The EOS closes the trajectory like one the model wrote, but the policy did not
+    sample it, so it is context with mask 0, not a trained token.
+    """
     start = len(path.token_ids)
     path.token_ids.extend(res.token_ids)
     path.mask.extend([1] * len(res.token_ids))
@@ -37,7 +48,12 @@ def absorb_segment(
         path.finish_reason = "stop"
         return None
     if len(path.tool_calls) >= max_tool_calls:
-        path.finish_reason = "call_limit"  # official behaviour: the trajectory ends here
+        path.finish_reason = "call_limit"
+        if eos_token_id is not None:
+            path.token_ids.append(eos_token_id)
+            path.mask.append(0)
+            path.entropies.append(None)
+            path.segments[-1].end = len(path.token_ids)
         return None
     return parsed
 

@@ -181,13 +181,17 @@ def test_decision_after_tool_t_uses_entropy_measured_after_result_t():
     assert decisions[1].h_t == pytest.approx(5 * 0.2 / math.log(VOCAB))
 
 
-def test_call_limit_ends_the_trajectory_without_running_the_extra_call():
+def test_call_limit_ends_the_trajectory_with_eos_without_running_the_extra_call():
     cfg = config(rollout={"group_size": 1, "initial_samples": 1, "max_tool_calls": 1})
-    batch, _, tool = run(agent_script(calls=3, entropy_after=[1.0]), cfg)
+    batch, sampler, tool = run(agent_script(calls=3, entropy_after=[1.0]), cfg)
     path = batch.groups[0].paths[0]
     assert len(path.tool_calls) == 1 and tool.calls == 1
     assert path.finish_reason == "call_limit"
     assert batch.metrics["tools/limit_hits"] == 1
+    # ARPO_SPEC.md §1: the trajectory ends with EOS, appended after the unrun call; not sampled, so not trained
+    assert path.token_ids[-1] == sampler.tokenizer.eos_token_id and path.mask[-1] == 0
+    assert path.text.endswith("<upper>x1</upper>") and path.segments[-1].end == len(path.token_ids)
+    assert path.token_ids[-2] == ord(">") and path.mask[-2] == 1
 
 
 def test_response_budget_counts_tool_tokens():
