@@ -108,6 +108,12 @@ class Run(Owned):
         return int(self.config.get("seed", 0))
 
     @property
+    def preset_label(self) -> str:
+        from .configs import preset_label
+
+        return preset_label(self.preset)
+
+    @property
     def is_draft(self) -> bool:
         return self.status == self.Status.DRAFT
 

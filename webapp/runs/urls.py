@@ -1,8 +1,17 @@
-"""Pages of the runs app (placeholder until the app is built)."""
+"""Pages of the runs app."""
 
 from django.urls import path
 
 from . import views
 
 app_name = "runs"
-urlpatterns = [path("", views.index, name="list")]
+urlpatterns = [
+    path("", views.run_list, name="list"),
+    path("new/", views.run_new, name="create"),
+    path("import/", views.run_import, name="import"),
+    path("<int:pk>/", views.run_detail, name="detail"),
+    path("<int:pk>/edit/", views.run_edit, name="edit"),
+    path("<int:pk>/config.yaml", views.run_export, name="export"),
+    path("<int:pk>/clone/", views.run_clone, name="clone"),
+    path("<int:pk>/delete/", views.run_delete, name="delete"),
+]
