@@ -62,7 +62,9 @@ class LoginRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
     username = serializers.CharField()
     password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
     name = serializers.CharField(max_length=80, default="API sign-in", help_text="A name for the new token.")
-    expires_in_days = serializers.ChoiceField(choices=EXPIRY_CHOICES, allow_null=True, default=30, help_text=EXPIRY_HELP)
+    expires_in_days = serializers.ChoiceField(
+        choices=EXPIRY_CHOICES, allow_null=True, default=30, help_text=EXPIRY_HELP
+    )
 
 
 class LoginResponseSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -88,7 +90,9 @@ class TokenSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
 
 class TokenCreateRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
     name = serializers.CharField(max_length=80)
-    expires_in_days = serializers.ChoiceField(choices=EXPIRY_CHOICES, allow_null=True, default=30, help_text=EXPIRY_HELP)
+    expires_in_days = serializers.ChoiceField(
+        choices=EXPIRY_CHOICES, allow_null=True, default=30, help_text=EXPIRY_HELP
+    )
 
 
 class TokenCreatedSerializer(TokenSerializer):
@@ -134,8 +138,10 @@ class InvitationSerializer(serializers.ModelSerializer):  # type: ignore[type-ar
 class InviteRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
     username = serializers.CharField(required=False, allow_blank=True, default="", help_text="An existing user.")
     email = serializers.EmailField(
-        required=False, allow_blank=True, default="", help_text="Added at once if someone has this address, "
-        "else an invitation claimed when they sign up with it."
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Added at once if someone has this address, else an invitation claimed when they sign up with it.",
     )
     role = serializers.ChoiceField(choices=Membership.Role.choices, default=Membership.Role.MEMBER)
 
@@ -205,7 +211,9 @@ class MeView(APIView):
     def get(self, request: Request) -> Response:
         user: Any = request.user
         teams = selectors.teams_with_role(user=user)
-        return Response(MeSerializer({"id": user.pk, "username": user.username, "email": user.email, "teams": teams}).data)
+        return Response(
+            MeSerializer({"id": user.pk, "username": user.username, "email": user.email, "teams": teams}).data
+        )
 
 
 # --- API tokens ----------------------------------------------------------------------------------------
@@ -286,7 +294,10 @@ class TeamDetailView(APIView):
 
     @extend_schema(
         operation_id="teams_destroy",
-        responses={204: OpenApiResponse(description="Deleted, with everything the team owned."), **errors(401, 403, 404)},
+        responses={
+            204: OpenApiResponse(description="Deleted, with everything the team owned."),
+            **errors(401, 403, 404),
+        },
         summary="Delete a team and everything it owns (owners only)",
     )
     def delete(self, request: Request, slug: str) -> Response:
@@ -346,7 +357,10 @@ class MemberDetailView(APIView):
         body = RoleRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         membership = services.membership_set_role(
-            actor=request.user, team=slug, user=username, role=body.validated_data["role"]  # type: ignore[arg-type]
+            actor=request.user,
+            team=slug,
+            user=username,
+            role=body.validated_data["role"],  # type: ignore[arg-type]
         )
         return Response(MemberSerializer(membership).data)
 

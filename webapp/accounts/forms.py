@@ -39,7 +39,10 @@ class SignupForm(UserCreationForm):  # type: ignore[type-arg]
 
 
 class TeamForm(forms.Form):
-    name = forms.CharField(max_length=80, help_text="Shown to everyone in the team; the address is made from it.")
+    prefix = "team"
+    name = forms.CharField(
+        label="New team", max_length=80, help_text="Shown to everyone in the team; the address is made from it."
+    )
 
 
 class InviteForm(forms.Form):
@@ -68,7 +71,10 @@ class RoleForm(forms.Form):
 
 
 class TokenForm(forms.Form):
-    name = forms.CharField(max_length=80, help_text="Where it will be used, e.g. “laptop CLI” or “CI”.")
+    prefix = "token"
+    name = forms.CharField(
+        label="New token name", max_length=80, help_text="Where it will be used, e.g. “laptop CLI” or “CI”."
+    )
     expires = forms.ChoiceField(label="Expires after", choices=EXPIRY_CHOICES, initial="30")
 
     def expires_in_days(self) -> int | None:

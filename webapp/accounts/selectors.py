@@ -38,7 +38,9 @@ def membership_get(*, user: Any, team: Team) -> Membership | None:
 def teams_with_role(*, user: Any) -> QuerySet[Team]:
     """The user's teams, each annotated with `my_role` and `member_count`."""
     mine = Membership.objects.filter(team=OuterRef("pk"), user=user).values("role")[:1]
-    return teams_for(user=user).annotate(my_role=Subquery(mine), member_count=Count("memberships", distinct=True))
+    # A subquery, not Count("memberships"): teams_for already joins memberships filtered to this user.
+    count = Membership.objects.filter(team=OuterRef("pk")).values("team").annotate(n=Count("pk")).values("n")
+    return teams_for(user=user).annotate(my_role=Subquery(mine), member_count=Subquery(count))
 
 
 def team_members(*, team: Team) -> QuerySet[Membership]:

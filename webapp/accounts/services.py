@@ -41,7 +41,9 @@ def user_signup(*, username: str, email: str, password: str) -> User:
     try:
         validate_email(email)
     except ValidationError:
-        raise DomainError("Enter a valid e-mail address.", fields={"email": ["Enter a valid e-mail address."]}) from None
+        raise DomainError(
+            "Enter a valid e-mail address.", fields={"email": ["Enter a valid e-mail address."]}
+        ) from None
     if User.objects.filter(email__iexact=email).exists():
         message = "An account with this e-mail address already exists."
         raise DomainError(message, code="taken", fields={"email": [message]})
@@ -114,9 +116,7 @@ def _require_owner(*, actor: User, team: Team, doing: str) -> None:
 
 def _check_role(role: str) -> str:
     if role not in Role.values:
-        raise DomainError(
-            f"Unknown role {role!r}: use owner or member.", fields={"role": ["Choose owner or member."]}
-        )
+        raise DomainError(f"Unknown role {role!r}: use owner or member.", fields={"role": ["Choose owner or member."]})
     return role
 
 
@@ -129,7 +129,7 @@ def _user_by_email(email: str) -> User | None:
 
 @transaction.atomic
 def team_invite(
-    *, actor: User, team: Any, username: str = "", email: str = "", role: str = Role.MEMBER
+    *, actor: User, team: Any, username: str = "", email: str = "", role: str = "member"
 ) -> Membership | Invitation:
     """Add an existing user now (by username or e-mail), or invite an unknown e-mail address.
 
@@ -154,11 +154,15 @@ def team_invite(
         try:
             validate_email(email)
         except ValidationError:
-            raise DomainError("Enter a valid e-mail address.", fields={"email": ["Enter a valid e-mail address."]}) from None
+            raise DomainError(
+                "Enter a valid e-mail address.", fields={"email": ["Enter a valid e-mail address."]}
+            ) from None
         target = _user_by_email(email)
         if target is None:
             if Invitation.objects.filter(team=team, email__iexact=email).exists():
-                raise DomainError(f"{email} is already invited.", code="already_invited", fields={"email": ["Already invited."]})
+                raise DomainError(
+                    f"{email} is already invited.", code="already_invited", fields={"email": ["Already invited."]}
+                )
             return Invitation.objects.create(team=team, email=email.lower(), role=role, invited_by=actor)
     if Membership.objects.filter(team=team, user=target).exists():
         raise DomainError(f"{target.username} is already a member of {team.name}.", code="already_member")
@@ -234,7 +238,8 @@ def token_expiry(days: int | None) -> dt.timedelta | None:
         return None
     if days not in TOKEN_EXPIRY_DAYS:
         raise DomainError(
-            "Tokens expire after 7, 30 or 90 days, or never.", fields={"expires_in_days": ["Choose 7, 30, 90 or never."]}
+            "Tokens expire after 7, 30 or 90 days, or never.",
+            fields={"expires_in_days": ["Choose 7, 30, 90 or never."]},
         )
     return dt.timedelta(days=days)
 

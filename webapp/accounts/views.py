@@ -173,9 +173,7 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "accounts/team_detail.html", context)
 
 
-def _team_action(
-    request: HttpRequest, slug: str, action: Callable[[Team], str], *, then: str = "team"
-) -> HttpResponse:
+def _team_action(request: HttpRequest, slug: str, action: Callable[[Team], str], *, then: str = "team") -> HttpResponse:
     """Run one service for a team page form: a flash message either way, 404 for what may not be seen."""
     team = _team_or_404(request, slug)
     try:
@@ -198,7 +196,10 @@ def team_invite(request: HttpRequest, slug: str) -> HttpResponse:
         if not form.is_valid():
             raise DomainError("Give a username or an e-mail address, and a role.")
         result = services.team_invite(
-            actor=request.user, team=team, role=form.cleaned_data["role"], **form.target()  # type: ignore[arg-type]
+            actor=request.user,
+            team=team,
+            role=form.cleaned_data["role"],
+            **form.target(),  # type: ignore[arg-type]
         )
         if isinstance(result, Membership):
             return f"{result.user.username} joined {team.name} as {result.get_role_display().lower()}."
@@ -216,7 +217,10 @@ def member_role(request: HttpRequest, slug: str, user_id: int) -> HttpResponse:
         if not form.is_valid():
             raise DomainError("Choose owner or member.")
         membership = services.membership_set_role(
-            actor=request.user, team=team, user=user_id, role=form.cleaned_data["role"]  # type: ignore[arg-type]
+            actor=request.user,
+            team=team,
+            user=user_id,
+            role=form.cleaned_data["role"],  # type: ignore[arg-type]
         )
         return f"{membership.user.username} is now {membership.get_role_display().lower()}."
 

@@ -203,3 +203,8 @@ def test_openapi_schema_describes_the_accounts_api(db: None) -> None:
     assert "token" in created["required"]
     assert "token" not in schema["components"]["schemas"]["Token"]["properties"]
     assert "tokenAuth" in schema["components"]["securitySchemes"]
+
+
+def test_teams_list_counts_every_member_and_shows_my_role(lab: Team, bob: User, api_for: ApiFor) -> None:
+    [team] = api_for(bob).get("/api/v1/teams/").json()["results"]
+    assert (team["slug"], team["role"], team["member_count"]) == ("lab", "member", 2)

@@ -95,7 +95,9 @@ def test_login_page_is_throttled_after_the_limit(client: Client, alice: User, se
     from django.core.cache import cache
 
     cache.clear()
-    codes = [client.post(reverse("accounts:login"), {"username": "alice", "password": "x"}).status_code for _ in range(3)]
+    codes = [
+        client.post(reverse("accounts:login"), {"username": "alice", "password": "x"}).status_code for _ in range(3)
+    ]
     assert codes == [200, 200, 429]
     cache.clear()
 

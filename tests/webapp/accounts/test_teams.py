@@ -172,7 +172,7 @@ def test_missing_team_page_is_404(client: Client, alice: User) -> None:
 
 def test_create_team_page_flow(client: Client, alice: User) -> None:
     client.force_login(alice)
-    response = client.post(reverse("accounts:team_create"), {"name": "Search agents"}, follow=True)
+    response = client.post(reverse("accounts:team_create"), {"team-name": "Search agents"}, follow=True)
     assert response.redirect_chain[-1][0] == reverse("accounts:team", args=["search-agents"])
     assert "You are its owner" in response.content.decode()
 

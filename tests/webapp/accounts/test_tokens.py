@@ -87,7 +87,7 @@ def test_last_used_is_stamped_at_most_once_a_minute(alice: User) -> None:
 
 def test_token_page_shows_the_token_once(client: Client, alice: User) -> None:
     client.force_login(alice)
-    response = client.post(reverse("accounts:token_create"), {"name": "laptop", "expires": "30"})
+    response = client.post(reverse("accounts:token_create"), {"token-name": "laptop", "token-expires": "30"})
     body = response.content.decode()
     assert 'class="secret-once"' in body
     row = ApiToken.objects.get(user=alice)
@@ -102,12 +102,12 @@ def test_token_page_shows_the_token_once(client: Client, alice: User) -> None:
 
 def test_token_page_with_never_expiring_token(client: Client, alice: User) -> None:
     client.force_login(alice)
-    client.post(reverse("accounts:token_create"), {"name": "ci", "expires": "never"})
+    client.post(reverse("accounts:token_create"), {"token-name": "ci", "token-expires": "never"})
     assert ApiToken.objects.get(user=alice).expiry is None
 
 
 def test_token_page_revokes(client: Client, alice: User) -> None:
-    row, token = services.token_create(user=alice, name="laptop", expires_in_days=30)
+    row, _ = services.token_create(user=alice, name="laptop", expires_in_days=30)
     client.force_login(alice)
     response = client.post(reverse("accounts:token_revoke", args=[row.token_key]))
     assert response.status_code == 302
