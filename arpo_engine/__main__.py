@@ -32,7 +32,8 @@ def _rollout(args: argparse.Namespace) -> int:
     print(f"loading {config.model.path} with the {config.rollout.sampler} sampler …", flush=True)
     sampler = make_sampler(config.model, config.rollout, seed=config.seed)
     try:
-        deps = RolloutDeps(sampler, tools, get_format(config.rollout.call_format), random.Random(config.seed))
+        fmt = get_format(config.rollout.call_format, sampler.tokenizer)
+        deps = RolloutDeps(sampler, tools, fmt, random.Random(config.seed))
         batch = run_rollouts(samples, config, deps)
     finally:
         sampler.close()

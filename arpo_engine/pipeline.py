@@ -72,7 +72,10 @@ def run_sft_stage(
     tools = build_tools(config.tools)
     system = system_prompt_for(config, tools)
     model, tokenizer = load_policy(resolve_model_path(config.model.path))
-    examples = [encode_demo(tokenizer, d.messages, d.spans, system) for d in demos]
+    from arpo_engine.rollout.formats import get_format
+
+    fmt = get_format(config.rollout.call_format, tokenizer)
+    examples = [encode_demo(tokenizer, d.messages, d.spans, system, fmt) for d in demos]
     if config.sft.max_tokens:
         examples = [e for e in examples if len(e.prompt_ids) + len(e.response_ids) <= config.sft.max_tokens]
         if not examples:
@@ -243,7 +246,7 @@ def run_training(
         sampler=sampler,
         learner=learner,
         tools=tools,
-        call_format=get_format(config.rollout.call_format),
+        call_format=get_format(config.rollout.call_format, tokenizer),
         scorer=scorer,
         rng=rng,
         sync_weights=lambda: sync(model),
@@ -312,7 +315,12 @@ def run_evaluation(
     sampler, _ = _make_policy_sampler(config, path)
     try:
         return evaluate_policy(
-            eval_samples, config, sampler, tools, get_format(config.rollout.call_format), make_scorer(config)
+            eval_samples,
+            config,
+            sampler,
+            tools,
+            get_format(config.rollout.call_format, sampler.tokenizer),
+            make_scorer(config),
         )
     finally:
         sampler.close()

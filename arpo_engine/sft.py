@@ -22,6 +22,7 @@ from arpo_engine.config import SFTConfig
 from arpo_engine.learner import TrainSequence, pad_sequences
 from arpo_engine.logprobs import token_logprobs
 from arpo_engine.rollout.agent import build_prompt_ids
+from arpo_engine.rollout.formats import CallFormat, rerender_result
 
 
 @dataclass
@@ -36,8 +37,13 @@ def encode_demo(
     messages: Sequence[Mapping[str, Any]],
     spans: Sequence[Sequence[int]],
     system_prompt: str,
+    call_format: CallFormat | None = None,
 ) -> SFTExample:
-    """Prompt = every message before the final assistant turn; response = that turn, spans masked."""
+    """Prompt = every message before the final assistant turn; response = that turn, spans masked.
+
+    With `call_format`, each tool result is re-rendered the way the rollout renders it (for `hermes`,
+    where the model's chat template puts tool messages), so SFT and RL see the same protocol.
+    """
     if not messages or messages[-1].get("role") != "assistant":
         raise ValueError("a demonstration must end with an assistant message")
     prompt = [m for m in messages[:-1] if m.get("role") != "system"]
@@ -46,7 +52,8 @@ def encode_demo(
     mask: list[int] = []
     cursor = 0
     for start, end in sorted((int(s), int(e)) for s, e in spans):
-        for piece, m in ((text[cursor:start], 1), (text[start:end], 0)):
+        result = text[start:end] if call_format is None else rerender_result(call_format, text[start:end])
+        for piece, m in ((text[cursor:start], 1), (result, 0)):
             if piece:
                 ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
                 response.extend(ids)

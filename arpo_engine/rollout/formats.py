@@ -4,7 +4,10 @@ Two formats, chosen per run:
 - `tags` (the paper): `<python>code</python>` -> ` <result>\\n…\\n</result>`; the tag body fills the
   tool's primary argument.
 - `hermes` (Qwen/Hermes): `<tool_call>{"name": …, "arguments": {…}}</tool_call>` ->
-  `<tool_response>…</tool_response>`.
+  `<tool_response>…</tool_response>`, placed where the model's chat template puts a tool message
+  (Qwen2.5: the call's turn ends and the response comes in a user turn, then a new assistant turn), so
+  a trained checkpoint talks the way its template, and vLLM's tool parser, expect. A template that
+  knows no tool messages gets the response inline in the assistant turn.
 Both end the answer with `<answer> … \\boxed{X} … </answer>`. The system prompt is generated from the
 tools' OpenAI function schemas.
 """
@@ -15,7 +18,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from arpo_engine.tools.base import Tool, ToolCall
 
@@ -100,8 +103,45 @@ _HERMES_CALL = re.compile(r"<tool_call>((?:(?!<tool_call>).)*?)</tool_call>\s*$"
 """The last complete call at the end of the text (the body may not contain another opening tag)."""
 
 
+INLINE_RESPONSE = ("\n<tool_response>\n", "\n</tool_response>\n")
+"""Text before and after a tool's output when the chat template has no say (no tool messages)."""
+_PROBE = "\x00TOOL-OUTPUT\x00"
+
+
+def template_tool_response(tokenizer: Any) -> tuple[str, str] | None:
+    """Text before and after a tool's output, from the chat template: what follows a `</tool_call>`.
+
+    Renders a conversation ending in an assistant tool call, with and without a following tool message
+    (and the next assistant turn's opening); what the second adds after `</tool_call>` is the wrapper.
+    None when the template does not render tool calls and tool messages that way.
+    """
+    call = {"type": "function", "function": {"name": "f", "arguments": {"x": 1}}}
+    head = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [call]}]
+    try:
+        without = tokenizer.apply_chat_template(head, tokenize=False, add_generation_prompt=False)
+        with_tool = tokenizer.apply_chat_template(
+            [*head, {"role": "tool", "content": _PROBE}], tokenize=False, add_generation_prompt=True
+        )
+    except Exception:  # a template that rejects tool messages or tool calls
+        return None
+    if not isinstance(without, str) or not isinstance(with_tool, str):
+        return None
+    end = without.rfind("</tool_call>")
+    if end < 0:
+        return None
+    end += len("</tool_call>")
+    if with_tool[:end] != without[:end] or with_tool.count(_PROBE) != 1 or _PROBE not in with_tool[end:]:
+        return None
+    before, after = with_tool[end:].split(_PROBE)
+    return before, after
+
+
 class HermesFormat:
     name = "hermes"
+
+    def __init__(self, response: tuple[str, str] = INLINE_RESPONSE) -> None:
+        self.response = response
+        """(before, after) the tool output: the chat template's, or INLINE_RESPONSE."""
 
     def stop_strings(self, tools: Mapping[str, Tool]) -> tuple[str, ...]:
         return ("</tool_call>",)
@@ -132,7 +172,13 @@ class HermesFormat:
         return f"<tool_call>\n{payload}\n</tool_call>"
 
     def render_result(self, output: str) -> str:
-        return f"\n<tool_response>\n{output}\n</tool_response>\n"
+        before, after = self.response
+        return f"{before}{output}{after}"
+
+    def output_of(self, rendered: str) -> str | None:
+        """The tool output inside a rendered result (inline or template form), or None."""
+        match = re.search(r"<tool_response>\n?(.*?)\n?</tool_response>", rendered, re.DOTALL)
+        return match.group(1) if match else None
 
     def system_prompt(self, tools: Mapping[str, Tool], instructions: str = "") -> str:
         lines = [instructions.strip()] if instructions.strip() else []
@@ -151,8 +197,21 @@ class HermesFormat:
 CALL_FORMATS: dict[str, CallFormat] = {"tags": TagFormat(), "hermes": HermesFormat()}
 
 
-def get_format(name: str) -> CallFormat:
+def get_format(name: str, tokenizer: Any = None) -> CallFormat:
+    """The call format by name; with the model's tokenizer, `hermes` follows its chat template."""
     try:
-        return CALL_FORMATS[name]
+        fmt = CALL_FORMATS[name]
     except KeyError:
         raise ValueError(f"unknown call format {name!r} (known: {', '.join(CALL_FORMATS)})") from None
+    if isinstance(fmt, HermesFormat) and tokenizer is not None:
+        return HermesFormat(template_tool_response(tokenizer) or INLINE_RESPONSE)
+    return fmt
+
+
+def rerender_result(fmt: CallFormat, text: str) -> str:
+    """A demonstration's tool result in the form `fmt` renders (SFT trains what the rollout produces)."""
+    if isinstance(fmt, HermesFormat):
+        output = fmt.output_of(text)
+        if output is not None:
+            return fmt.render_result(output)
+    return text
