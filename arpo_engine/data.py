@@ -171,7 +171,8 @@ def _decode_json_line(raw: bytes, *, first: bool, cap: int | None) -> Any:
     if cap and len(line.rstrip("\r\n")) > cap:
         return RowError(f"the line is longer than {cap} characters")
     try:
-        return json.loads(line, object_pairs_hook=_no_duplicate_keys)
+        # Without its line ending, so an error at the end of the row reports the row's own column.
+        return json.loads(line.rstrip("\r\n"), object_pairs_hook=_no_duplicate_keys)
     except _DuplicateKey as exc:
         return RowError(f"duplicate key {exc.args[0]!r}")
     except json.JSONDecodeError as exc:

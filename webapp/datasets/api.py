@@ -151,10 +151,11 @@ class DatasetListCreate(_DatasetScope, generics.ListAPIView):  # type: ignore[ty
         return [ScopedThrottle()] if self.request.method == "POST" else []
 
     def post(self, request: Request) -> Response:
+        body = request.data  # parsed here, through the capped handler
         too_large = too_large_message(request._request)
         if too_large:
             raise DomainError(too_large, code="too_large", status=413, fields={"file": [too_large]})
-        form = DatasetUploadSerializer(data=request.data)
+        form = DatasetUploadSerializer(data=body)
         form.is_valid(raise_exception=True)
         v = form.validated_data
         dataset = services.dataset_create(
@@ -195,7 +196,8 @@ def preview_for_request(*, user: Any, dataset: Dataset, params: Any) -> Preview:
     """Parse base_model / tools / call_format / rows from query parameters and render the preview."""
     from .preview import dataset_preview, preview_tokenizer
 
-    tool_ids = [t for t in str(params.get("tools", "")).replace(" ", "").split(",") if t]
+    raw = ",".join(params.getlist("tools")) if hasattr(params, "getlist") else str(params.get("tools", ""))
+    tool_ids = [t for t in raw.replace(" ", "").split(",") if t]
     if any(not t.isdigit() for t in tool_ids):
         raise DomainError("tools: give tool ids separated by commas.", fields={"tools": ["Tool ids, e.g. 3,5."]})
     try:

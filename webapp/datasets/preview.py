@@ -37,6 +37,17 @@ class PreviewRow:
     """Character ranges of `text` that are tool results (not trained on), for SFT rows."""
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def segments(self) -> list[tuple[str, bool]]:
+        """The text as (piece, is_tool_result) pieces, for highlighting what SFT does not train on."""
+        out: list[tuple[str, bool]] = []
+        cursor = 0
+        for start, end in self.masked:
+            out += [(self.text[cursor:start], False), (self.text[start:end], True)]
+            cursor = end
+        out.append((self.text[cursor:], False))
+        return [(piece, masked) for piece, masked in out if piece]
+
 
 @dataclass
 class Preview:
