@@ -18,9 +18,11 @@ import torch
 
 from arpo_engine.advantages import entropy_aware_advantages, entropy_moments
 from arpo_engine.config import AlgorithmConfig, OptimConfig
+from arpo_engine.device import autocast, checkpointing, enable_activation_checkpointing, resolve_device
 from arpo_engine.logprobs import token_logprobs
 from arpo_engine.lora import apply_lora
 from arpo_engine.losses import LossInputs, LossSettings, compute_loss
+from arpo_engine.tree_pack import TreePack, eq6_mask, pack, tree_micro_batches, tree_token_logprobs
 
 
 @dataclass
@@ -49,6 +51,15 @@ class Padded:
     advantages: torch.Tensor  # (B, T-1)
     spans: list[tuple[int, int]]
     """Per row, the log-prob positions [start, end) of its response tokens."""
+    tree: TreePack | None = None
+    """The rows packed as a token tree (optim.tree_pack): log-probs then come from one packed pass."""
+
+    def to(self, device: torch.device) -> Padded:
+        tree = self.tree.to(device) if self.tree is not None else None
+        return Padded(
+            self.input_ids.to(device), self.attention_mask.to(device), self.mask.to(device),
+            self.advantages.to(device), self.spans, tree,
+        )  # fmt: skip
 
 
 def loss_settings(algorithm: AlgorithmConfig) -> LossSettings:
@@ -133,11 +144,14 @@ class Learner:
         `ref_model` is the frozen reference of the KL penalty (the starting policy). A LoRA learner
         needs none: its reference is the same model with the adapters off (`lora.adapters_disabled`).
         """
-        self.model = model
+        self.device = resolve_device(optim.device)
+        self.model = model.to(self.device)
         self.ref_model = ref_model
         if ref_model is not None:
-            ref_model.eval()
+            ref_model.to(self.device).eval()
             ref_model.requires_grad_(False)
+        if optim.activation_checkpointing:
+            enable_activation_checkpointing(model)
         self.optim_cfg = optim
         self.algorithm = algorithm
         self.settings = loss_settings(algorithm)
@@ -157,8 +171,8 @@ class Learner:
     def score(self, batch: Sequence[TrainSequence]) -> None:
         """Fill old (and reference) log-probs: recomputed here, not taken from the sampler (paper §5)."""
         self.model.eval()
-        for chunk in micro_batches(batch, self.optim_cfg.micro_batch_tokens):
-            padded = pad_sequences(chunk, self.pad_token_id)
+        for chunk in self._micro_batches(batch):
+            padded = self._pad(chunk)
             old = self._logprobs(self.model, padded).logprobs
             ref = self._ref_logprobs(padded) if self.has_reference else None
             for row, (s, (start, end)) in enumerate(zip(chunk, padded.spans, strict=True)):
@@ -178,8 +192,26 @@ class Learner:
         with adapters_disabled(self.model):
             return self._logprobs(self.model, padded).logprobs
 
+    def _micro_batches(self, batch: Sequence[TrainSequence]) -> list[list[TrainSequence]]:
+        if self.optim_cfg.tree_pack:  # the budget counts distinct tokens, the ones a packed pass computes
+            return list(tree_micro_batches(batch, self.optim_cfg.micro_batch_tokens))
+        return list(micro_batches(batch, self.optim_cfg.micro_batch_tokens))
+
+    def _pad(self, chunk: Sequence[TrainSequence]) -> Padded:
+        """The chunk padded (and tree-packed) on the learner's device; `hard` + tree: Eq. 6's token set."""
+        padded = pad_sequences(chunk, self.pad_token_id)
+        if self.optim_cfg.tree_pack:
+            padded.tree = pack(chunk, padded.input_ids.shape[1])
+            if self.algorithm.advantage == "hard":
+                padded.mask, padded.advantages = eq6_mask(padded.tree, padded.mask, padded.advantages)
+        return padded.to(self.device)
+
     def _logprobs(self, model: Any, padded: Padded, *, with_entropy: bool = False) -> Any:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.optim_cfg.precision == "bf16"):
+        with autocast(self.device, self.optim_cfg.precision), checkpointing(model):
+            if padded.tree is not None:
+                return tree_token_logprobs(
+                    model, padded.tree, padded.mask > 0, temperature=self.temperature, with_entropy=with_entropy
+                )
             return token_logprobs(
                 model,
                 padded.input_ids,
@@ -227,15 +259,15 @@ class Learner:
         return metrics
 
     def _step(self, mini: Sequence[TrainSequence]) -> dict[str, float]:
-        total_tokens = sum(sum(s.mask) for s in mini)
         self.optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
-        chunks = list(micro_batches(mini, self.optim_cfg.micro_batch_tokens))
+        chunks = self._micro_batches(mini)
+        pads = [self._pad(chunk) for chunk in chunks]
+        total_tokens = int(sum(float(p.mask.sum()) for p in pads))  # Eq. 6 (hard + tree) counts shared tokens once
         need_entropy = self.algorithm.entropy_aware_advantage
         # AEPO's z is standardized over the mini-batch; split in micro-batches, that needs a first pass
         moments = self._entropy_moments(chunks) if need_entropy and len(chunks) > 1 else None
-        for chunk in chunks:
-            padded = pad_sequences(chunk, self.pad_token_id)
+        for chunk, padded in zip(chunks, pads, strict=True):
             out = self._logprobs(self.model, padded, with_entropy=need_entropy)
             self._fill_old(chunk, padded, out.logprobs)
             advantages = padded.advantages
@@ -265,7 +297,7 @@ class Learner:
         """Mean and std of the current policy's entropy over the trained tokens of all chunks."""
         entropies, masks = [], []
         for chunk in chunks:
-            padded = pad_sequences(chunk, self.pad_token_id)
+            padded = self._pad(chunk)
             out = self._logprobs(self.model, padded, with_entropy=True)
             entropies.append(out.entropies[padded.mask > 0])
             masks.append(torch.ones_like(entropies[-1]))

@@ -1,0 +1,79 @@
+"""Where the learner runs and how it computes there: device, autocast, activation checkpointing.
+
+`optim.device` and `rollout.device` name devices (`auto`, `cpu`, `cuda`, `cuda:N`); `resolve_device`
+turns a name into a torch device, `auto` meaning the first GPU when CUDA is present. `autocast` is the
+learner's mixed precision for that device type (bf16 on CPU and GPU; weights, optimizer state and
+log-prob sums stay fp32). `enable_activation_checkpointing` makes every decoder block recompute its
+activations in backward; Hugging Face only checkpoints blocks in training mode, and the learner runs
+in eval mode (no dropout, so its forward doubles as the old policy), so `checkpointing` switches the
+blocks alone into training mode for the duration of a forward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import torch
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto` -> cuda:0 when CUDA is present, else cpu; `cuda` -> cuda:0; anything else as torch reads it."""
+    if name == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {name!r} asked for, but this machine has no CUDA device")
+        index = device.index or 0
+        if index >= torch.cuda.device_count():
+            raise RuntimeError(f"device {name!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
+        return torch.device("cuda", index)
+    return device
+
+
+def autocast(device: torch.device, precision: str) -> Any:
+    """bf16 autocast for `device`'s type when precision is `bf16`; a no-op context otherwise."""
+    if precision != "bf16":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def decoder_layers(model: Any) -> list[Any]:
+    layers = getattr(model.base_model, "layers", None)
+    return list(layers) if layers is not None else []
+
+
+def enable_activation_checkpointing(model: Any) -> None:
+    """Checkpoint every decoder block (non-reentrant: frozen blocks and keyword arguments work)."""
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.config.use_cache = False
+
+
+@contextmanager
+def checkpointing(model: Any) -> Iterator[None]:
+    """Within this block, blocks with checkpointing on recompute activations in backward.
+
+    Only the block modules themselves enter training mode; their attention and MLP stay in eval mode,
+    so nothing else (dropout) changes.
+    """
+    layers = [m for m in decoder_layers(model) if getattr(m, "gradient_checkpointing", False)]
+    if not layers or not torch.is_grad_enabled():
+        yield
+        return
+    before = [m.training for m in layers]
+    for m in layers:
+        m.training = True
+    try:
+        yield
+    finally:
+        for m, was in zip(layers, before, strict=True):
+            m.training = was
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """Peak allocated bytes on a GPU since the last reset; 0 on the CPU (see arpo_engine.memory for RSS)."""
+    if device.type != "cuda":
+        return 0
+    return int(torch.cuda.max_memory_allocated(device))

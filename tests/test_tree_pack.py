@@ -1,0 +1,160 @@
+"""Tree-packed learner: the same log-probs and gradients as path-by-path training, Eq. 6 for `hard`."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from arpo_engine.config import AlgorithmConfig, OptimConfig
+from arpo_engine.learner import Learner, TrainSequence, pad_sequences
+from arpo_engine.logprobs import token_logprobs
+from arpo_engine.tree_pack import eq6_mask, pack, tree_micro_batches, tree_token_logprobs, unique_tokens
+from tests.toy import VOCAB, small_llama
+from tests.trees import record_trees, train_sequences
+
+
+def forked_batch() -> list[TrainSequence]:
+    """One prompt: A, B forked from A at 6, C forked from B at 9, D independent; a second prompt."""
+    g = torch.Generator().manual_seed(1)
+    rand = lambda n: torch.randint(0, VOCAB, (n,), generator=g).tolist()  # noqa: E731
+    prompt = rand(7)
+    a = rand(15)
+    b = a[:6] + rand(8)
+    c = b[:9] + rand(6)
+    d = rand(10)
+    mask = lambda r: [1] * 3 + [0] * 2 + [1] * (len(r) - 5)  # noqa: E731
+    out = [TrainSequence(0, prompt, r, mask(r), [adv] * len(r)) for r, adv in ((a, 1.0), (b, -0.5), (c, 2.0), (d, -2.5))]
+    out.append(TrainSequence(1, prompt[:3] + rand(2), rand(9), [1] * 9, [0.7] * 9))
+    return out
+
+
+def grads_after_update(model: torch.nn.Module, batch: list[TrainSequence], **optim: object) -> torch.Tensor:
+    settings: dict[str, object] = {"lr": 1e-3, "mini_batch_prompts": 8, "micro_batch_tokens": 100_000, "grad_clip": 1e9}
+    settings.update(optim)
+    advantage = str(settings.pop("advantage", "soft"))
+    learner = Learner(model, optim=OptimConfig(**settings), algorithm=AlgorithmConfig(advantage=advantage),  # type: ignore[arg-type]
+                      pad_token_id=0)  # fmt: skip
+    learner.update(batch)
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+
+def assert_close_grads(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-5) -> None:
+    assert b.norm() > 0
+    assert (a - b).norm() / b.norm() < tol
+
+
+def test_packing_computes_each_shared_token_once():
+    batch = forked_batch()
+    tree = pack(batch, pad_sequences(batch, 0).input_ids.shape[1])
+    prompt, a, b_own, c_own, d = 7, 15, 8, 6, 10
+    assert tree.length == prompt + a + b_own + c_own + d + 5 - 3 + 9  # second prompt shares its first 3 tokens
+
+
+def test_tree_logprobs_equal_padded_logprobs_with_entropies():
+    model, batch = small_llama(), forked_batch()
+    padded = pad_sequences(batch, 0)
+    tree = pack(batch, padded.input_ids.shape[1])
+    select = padded.mask > 0
+    ref = token_logprobs(model, padded.input_ids, padded.attention_mask, select=select, with_entropy=True)
+    out = tree_token_logprobs(model, tree, select, with_entropy=True)
+    torch.testing.assert_close(out.logprobs, ref.logprobs, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out.entropies, ref.entropies, rtol=1e-5, atol=1e-5)
+
+
+def test_soft_gradient_equals_path_by_path_gradient_on_a_forked_tree():
+    base = small_llama()
+    packed = grads_after_update(copy.deepcopy(base), forked_batch(), tree_pack=True)
+    paths = grads_after_update(copy.deepcopy(base), forked_batch(), tree_pack=False)
+    assert_close_grads(packed, paths)
+
+
+@pytest.mark.parametrize("branching", [True, False], ids=["arpo", "grpo"])
+def test_soft_gradient_equals_path_by_path_gradient_on_recorded_demo_trees(branching):
+    groups = record_trees(2, group_size=4, initial=2, branching=branching, words=12)
+    base = small_llama(layers=2)
+    packed = grads_after_update(copy.deepcopy(base), train_sequences(groups), tree_pack=True)
+    paths = grads_after_update(copy.deepcopy(base), train_sequences(groups), tree_pack=False)
+    assert_close_grads(packed, paths, tol=1e-4)
+
+
+def test_recorded_arpo_trees_pack_to_fewer_tokens_than_grpo_batches():
+    arpo = train_sequences(record_trees(2, group_size=4, initial=2, words=12))
+    grpo = train_sequences(record_trees(2, group_size=4, branching=False, words=12))
+    assert unique_tokens(arpo) / sum(s.length for s in arpo) < unique_tokens(grpo) / sum(s.length for s in grpo)
+
+
+def test_eq6_keeps_one_copy_of_each_shared_token_with_the_mean_advantage():
+    batch = forked_batch()
+    padded = pad_sequences(batch, 0)
+    tree = pack(batch, padded.input_ids.shape[1])
+    mask, adv = eq6_mask(tree, padded.mask, padded.advantages)
+    # row 1 (B) shares A's first 6 response tokens: its trained ones there are A's copies, so dropped
+    start = len(batch[1].prompt_ids) - 1
+    assert mask[1, start : start + 6].sum() == 0
+    assert mask[0, start : start + 3].tolist() == [1.0, 1.0, 1.0]
+    # C shares 6 tokens with A and B: mean of (1, -0.5, 2); tokens 6..9 with B only: mean of (-0.5, 2)
+    assert adv[0, start].item() == pytest.approx((1.0 - 0.5 + 2.0) / 3)
+    assert adv[1, start + 6].item() == pytest.approx((-0.5 + 2.0) / 2)
+    assert mask.sum() == unique_trained(batch)
+
+
+def unique_trained(batch: list[TrainSequence]) -> int:
+    seen = set()
+    for s in batch:
+        for j, m in enumerate(s.mask):
+            if m:
+                seen.add(tuple(s.prompt_ids + s.response_ids[: j + 1]))
+    return len(seen)
+
+
+def test_hard_tree_update_trains_each_shared_token_once():
+    """Eq. 6 equals path-by-path training where later copies of a shared token are masked out."""
+    base = small_llama()
+    hard = forked_batch()
+    for s in hard:  # what hard_token_advantages gives: shared tokens carry the mean of their paths
+        s.advantages = list(s.advantages)
+    padded = pad_sequences(hard, 0)
+    tree = pack(hard, padded.input_ids.shape[1])
+    mask, adv = eq6_mask(tree, padded.mask, padded.advantages)
+    deduped = []
+    for row, s in enumerate(hard):
+        start, end = padded.spans[row]
+        deduped.append(TrainSequence(s.prompt_index, s.prompt_ids, s.response_ids,
+                                     [int(v) for v in mask[row, start:end].tolist()], adv[row, start:end].tolist()))
+    packed = grads_after_update(copy.deepcopy(base), hard, tree_pack=True, advantage="hard")
+    paths = grads_after_update(copy.deepcopy(base), deduped, tree_pack=False)
+    assert_close_grads(packed, paths)
+
+
+def test_tree_micro_batches_stay_within_the_distinct_token_budget():
+    batch = train_sequences(record_trees(3, group_size=4, initial=2, words=12))
+    budget = max(unique_tokens([s]) for s in batch) * 2
+    chunks = list(tree_micro_batches(batch, budget))
+    assert sum(len(c) for c in chunks) == len(batch)
+    assert all(unique_tokens(c) <= budget or len(c) == 1 for c in chunks)
+
+
+def test_activation_checkpointing_gives_the_same_gradient():
+    base = small_llama()
+    plain = grads_after_update(copy.deepcopy(base), forked_batch())
+    checkpointed = grads_after_update(copy.deepcopy(base), forked_batch(), activation_checkpointing=True)
+    assert_close_grads(checkpointed, plain)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("tree_pack", [True, False])
+def test_learner_on_cuda_matches_the_cpu_gradient(tree_pack):
+    base = small_llama()
+    on_cpu = grads_after_update(copy.deepcopy(base), forked_batch(), device="cpu", tree_pack=tree_pack)
+    on_gpu = grads_after_update(copy.deepcopy(base), forked_batch(), device="cuda", tree_pack=tree_pack)
+    assert_close_grads(on_gpu.cpu(), on_cpu, tol=1e-3)
+
+
+@pytest.mark.gpu
+def test_bf16_autocast_on_cuda_points_the_same_way_as_fp32():
+    base = small_llama()
+    fp32 = grads_after_update(copy.deepcopy(base), forked_batch(), device="cuda")
+    bf16 = grads_after_update(copy.deepcopy(base), forked_batch(), device="cuda", precision="bf16")
+    assert torch.nn.functional.cosine_similarity(fp32, bf16, dim=0) > 0.9
