@@ -13,7 +13,10 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
+from tests.worker.fixtures import celery_worker  # a real Celery worker on the "short" queue
 from webapp.accounts.models import ApiToken, Membership, Team
+
+__all__ = ["celery_worker"]
 
 PASSWORD = "correct-horse-battery-9"
 

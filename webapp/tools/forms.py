@@ -128,7 +128,7 @@ class TryForm(forms.Form):
 
     @staticmethod
     def initial_for(tool: Tool) -> str:
-        examples = {"code": "print(2 + 2)", "expression": "(3 + 4) * 2^10", "query": "capital of France"}
+        examples = {"code": "print(2 + 2)", "expression": "(3 + 4) * 2 ** 10", "query": "capital of France"}
         properties = tool.schema.get("function", {}).get("parameters", {}).get("properties", {})
         values: dict[str, Any] = {}
         for key, spec in properties.items():

@@ -6,6 +6,7 @@ secret headers, in the worker's memory only) and runs it once.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Mapping
@@ -23,6 +24,8 @@ from webapp.core.ownership import Owner, get_visible, owner_for
 from . import validation
 from .crypto import encrypt_headers
 from .models import Tool, ToolTrial
+
+log = logging.getLogger(__name__)
 
 MAX_SECRET_HEADERS = 20
 MAX_TRIAL_OUTPUT_CHARS = 100_000
@@ -91,7 +94,8 @@ def tool_trial_execute(*, trial_id: int) -> ToolTrial:
     from .selectors import tool_config, tool_secret_headers
 
     with transaction.atomic():
-        trial = ToolTrial.objects.select_for_update().select_related("tool", "tool__corpus").get(pk=trial_id)
+        rows = ToolTrial.objects.select_for_update(of=("self",)).select_related("tool", "tool__corpus")
+        trial = rows.get(pk=trial_id)
         if trial.finished:
             return trial
         trial.status = ToolTrial.Status.RUNNING
@@ -106,6 +110,9 @@ def tool_trial_execute(*, trial_id: int) -> ToolTrial:
         message = exc.message if isinstance(exc, DomainError) else str(exc)
         trial.status, trial.error = ToolTrial.Status.FAILED, f"The tool could not be started: {message}"
         trial.latency_ms = (time.perf_counter() - started) * 1000
+    except Exception:
+        log.exception("tool trial %s failed", trial.pk)  # tools never raise; this is our bug, not the user's
+        trial.status, trial.error = ToolTrial.Status.FAILED, "Something went wrong on our side; the error was logged."
     else:
         trial.status = ToolTrial.Status.DONE
         trial.output = result.output[:MAX_TRIAL_OUTPUT_CHARS]
@@ -133,8 +140,10 @@ def _apply(
     if tool.kind not in Tool.Kind.values:
         raise DomainError(f"kind: choose one of {', '.join(Tool.Kind.values)}.", fields={"kind": ["Unknown kind."]})
     name = (name or "").strip()
-    if validation.name_problem(name, "tags") and validation.name_problem(name, "hermes"):
-        errors["name"] = [validation.name_problem(name) or "Invalid name."]
+    # A name must suit at least one call format (runs check theirs); reserved tags are refused in any.
+    unusable = all(validation.name_problem(name, f) for f in validation.CALL_FORMATS)
+    if unusable or name.lower() in validation.RESERVED_TAGS:
+        errors["name"] = [validation.name_problem(name, "tags") or "Invalid name."]
     elif Tool.objects.filter(owner.scope_q(), name=name).exclude(pk=tool.pk).exists():
         errors["name"] = [f"There is already a tool named {name!r}."]
     tool.name = name

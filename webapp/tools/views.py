@@ -11,7 +11,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -21,6 +21,13 @@ from webapp.core.errors import DomainError, NotFound
 from . import selectors, services
 from .forms import ToolForm, TryForm
 from .models import Tool
+
+
+def _tool(request: HttpRequest, pk: int) -> Tool:
+    try:
+        return selectors.tool_get(user=request.user, tool_id=pk)
+    except NotFound:
+        raise Http404("No such tool.") from None
 
 
 def _show_errors(form: Any, exc: DomainError) -> None:
@@ -55,7 +62,7 @@ def tool_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def tool_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    tool = selectors.tool_get(user=request.user, tool_id=pk)
+    tool = _tool(request, pk)
     initial = ToolForm.initial_for(tool.kind, tool)
     form = ToolForm(request.POST or None, user=request.user, kind=tool.kind, tool=tool, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -71,7 +78,7 @@ def tool_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def tool_detail(request: HttpRequest, pk: int, try_form: TryForm | None = None) -> HttpResponse:
-    tool = selectors.tool_get(user=request.user, tool_id=pk)
+    tool = _tool(request, pk)
     trial = None
     if request.GET.get("trial"):
         try:
@@ -96,7 +103,7 @@ def tool_detail(request: HttpRequest, pk: int, try_form: TryForm | None = None) 
 @login_required
 @require_POST
 def tool_try(request: HttpRequest, pk: int) -> HttpResponse:
-    tool = selectors.tool_get(user=request.user, tool_id=pk)
+    tool = _tool(request, pk)
     form = TryForm(request.POST)
     if form.is_valid():
         try:
@@ -110,7 +117,7 @@ def tool_try(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def tool_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    tool = selectors.tool_get(user=request.user, tool_id=pk)
+    tool = _tool(request, pk)
     if request.method == "POST":
         try:
             services.tool_delete(user=request.user, tool=tool)

@@ -1,0 +1,3 @@
+from tests.worker.fixtures import celery_worker
+
+__all__ = ["celery_worker"]
