@@ -25,7 +25,7 @@ from django.test import Client
 # Playwright's sync API runs an event loop in this thread; Django's ORM must still be usable from the test body.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("ARPO_CHROMIUM", "/usr/bin/chromium")
