@@ -62,3 +62,38 @@ def test_http_tool_sends_the_secret_header_from_the_worker(alice: User, api_for:
     assert SECRET not in ToolTrial.objects.get().output
     assert SECRET not in celery_worker.log()
 
+
+
+def test_page_try_it_shows_the_result_when_the_worker_is_done(alice: User, celery_worker: CeleryWorker) -> None:
+    from django.test import Client
+
+    from tests.webapp.conftest import PASSWORD
+
+    tool = services.tool_create(user=alice, name="calc", kind="calculator")
+    page = Client()
+    page.login(username="alice", password=PASSWORD)
+    response = page.post(f"/tools/{tool.pk}/try/", {"arguments": '{"expression": "6 * 7"}'})
+    assert response.status_code == 302
+    trial = ToolTrial.objects.get()
+    deadline = time.monotonic() + 60
+    while not ToolTrial.objects.get().finished and time.monotonic() < deadline:
+        time.sleep(0.2)
+    html = page.get(response["Location"]).content.decode()
+    assert f'data-api="/api/v1/tools/{tool.pk}/trials/{trial.pk}/"' in html
+    assert '<pre class="output" data-field="output">42</pre>' in html
+
+
+def test_search_tool_reads_its_corpus_on_the_worker(alice: User, api_for: ApiFor, celery_worker: CeleryWorker) -> None:
+    from webapp.datasets.models import Dataset
+
+    corpus = Dataset.objects.create(owner_user=alice, kind="corpus", name="capitals", original_name="c.jsonl",
+                                    format="jsonl", sha256="0" * 64, rows=2)  # fmt: skip
+    corpus.storage_dir().mkdir(parents=True)
+    (corpus.storage_dir() / "corpus.jsonl").write_text(
+        '{"title": "Paris", "text": "Paris is the capital of France."}\n'
+        '{"title": "Berlin", "text": "Berlin is the capital of Germany."}\n'
+    )
+    tool = services.tool_create(user=alice, name="search", kind="search", corpus=corpus.pk, top_k=1)
+    trial = try_and_wait(api_for(alice), tool, {"query": "capital of France"})
+    assert (trial["status"], trial["error"]) == ("done", "")
+    assert trial["output"].startswith("1. Paris: Paris is the capital of France.")
