@@ -51,7 +51,13 @@ def user_signup(*, username: str, email: str, password: str) -> User:
         validate_password(password, User(username=username, email=email))
     except ValidationError as exc:
         raise DomainError(exc.messages[0], fields={"password": list(exc.messages)}) from None
-    user = User.objects.create_user(username=username, email=email, password=password)
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(username=username, email=email, password=password)
+    except IntegrityError:  # the same username signed up a moment ago
+        raise DomainError(
+            "That username is taken.", code="taken", fields={"username": ["That username is taken."]}
+        ) from None
     invitation_claim(user=user)
     return user
 

@@ -216,3 +216,46 @@ def test_member_leaves_from_the_page(client: Client, lab: Team, bob: User) -> No
     response = client.post(reverse("accounts:team_leave", args=[lab.slug]))
     assert response["Location"] == reverse("accounts:teams")
     assert role_of(lab, bob) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_owners_leaving_at_once_leave_one_owner_behind(lab: Team, alice: User, bob: User) -> None:
+    """alice leaves inside a transaction that stays open while bob tries to leave too.
+
+    Without the team lock bob would count alice (her delete is not committed yet) and leave as well.
+    """
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    services.membership_set_role(actor=alice, team=lab, user=bob, role=OWNER)
+    alice_left = threading.Event()
+    outcome: dict[str, str] = {}
+
+    def alice_leaves() -> None:
+        try:
+            with transaction.atomic():
+                services.team_leave(actor=alice, team=lab.slug)
+                alice_left.set()
+                time.sleep(0.5)  # bob's attempt runs now, while this transaction holds the lock
+        finally:
+            connection.close()
+
+    def bob_leaves() -> None:
+        alice_left.wait(timeout=10)
+        try:
+            services.team_leave(actor=bob, team=lab.slug)
+            outcome["bob"] = "left"
+        except DomainError as exc:
+            outcome["bob"] = exc.code
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=alice_leaves), threading.Thread(target=bob_leaves)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcome == {"bob": "last_owner"}
+    assert list(Membership.objects.filter(team=lab, role=OWNER).values_list("user__username", flat=True)) == ["bob"]
