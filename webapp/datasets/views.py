@@ -6,11 +6,11 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
-from webapp.core.errors import DomainError
+from webapp.core.errors import DomainError, NotFound
 from webapp.core.ownership import owner_for
 
 from . import selectors, services
@@ -19,6 +19,13 @@ from .forms import RenameForm, UploadForm
 from .models import Dataset
 from .preview import histogram_svg_bars
 from .uploads import install_upload_cap, too_large_message
+
+
+def _get(request: HttpRequest, pk: int) -> Dataset:
+    try:
+        return selectors.dataset_get(user=request.user, dataset_id=pk)
+    except NotFound:
+        raise Http404("No such dataset.") from None
 
 
 def _show_errors(form: Any, exc: DomainError) -> None:
@@ -81,7 +88,7 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
     from webapp.runs.selectors import base_model_list
     from webapp.tools.selectors import tool_list
 
-    dataset = selectors.dataset_get(user=request.user, dataset_id=pk)
+    dataset = _get(request, pk)
     preview, preview_error = None, ""
     try:
         preview = preview_for_request(user=request.user, dataset=dataset, params=request.GET)
@@ -111,7 +118,7 @@ def _char_bars(dataset: Dataset) -> list[dict[str, Any]]:
 
 @login_required
 def dataset_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    dataset = selectors.dataset_get(user=request.user, dataset_id=pk)
+    dataset = _get(request, pk)
     initial = {"name": dataset.name, "description": dataset.description}
     form = RenameForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -127,7 +134,7 @@ def dataset_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def dataset_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    dataset = selectors.dataset_get(user=request.user, dataset_id=pk)
+    dataset = _get(request, pk)
     if request.method == "POST":
         try:
             services.dataset_delete(dataset=dataset)
