@@ -53,11 +53,13 @@ def _rollout(args: argparse.Namespace) -> int:
 KEY_METRICS = (
     ("reward/mean", "reward"),
     ("accuracy", "acc"),
+    ("format/ok_frac", "fmt"),
     ("tools/calls_per_traj", "calls"),
     ("branch/forks", "forks"),
     ("entropy/delta_mean", "dH"),
     ("loss/policy", "loss"),
     ("eval/accuracy", "eval_acc"),
+    ("eval/format_ok", "eval_fmt"),
     ("time/step_s", "s"),
 )
 

@@ -108,12 +108,16 @@ def make_scorer(config: RunConfig) -> Scorer:
 
 
 def reward_metrics(rewards: Sequence[Sequence[RewardResult]]) -> dict[str, float]:
+    """`accuracy`: the answer is right (the scorer's correctness part), whatever the format penalty did;
+    `format/ok_frac`: the response follows the format rules (PRODUCT.md keeps the two apart)."""
     scores = [r.score for group in rewards for r in group]
     correct = [1.0 if r.details.get("correct") else 0.0 for group in rewards for r in group]
+    format_ok = [1.0 if r.details.get("format_ok") else 0.0 for group in rewards for r in group]
     return {
         "reward/mean": statistics.fmean(scores) if scores else 0.0,
         "reward/std": statistics.pstdev(scores) if len(scores) > 1 else 0.0,
         "accuracy": statistics.fmean(correct) if correct else 0.0,
+        "format/ok_frac": statistics.fmean(format_ok) if format_ok else 0.0,
     }
 
 
@@ -163,6 +167,7 @@ def evaluate_policy(
     lengths = [len(p.token_ids) for g in batch.groups for p in g.paths]
     return {
         "eval/accuracy": m["accuracy"],
+        "eval/format_ok": m["format/ok_frac"],
         "eval/reward_mean": m["reward/mean"],
         "eval/tool_calls_per_traj": batch.metrics["tools/calls_per_traj"],
         "eval/response_tokens_mean": statistics.fmean(lengths) if lengths else 0.0,

@@ -7,8 +7,10 @@ dashboard can say *why* a path got -1 or 0.67 instead of showing a bare number.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
+
+from arpo_engine.rewards.format import check_format
 
 if TYPE_CHECKING:
     from arpo_engine.rollout.types import Path
@@ -21,7 +23,8 @@ class RewardResult:
     reason: str
     """Which rule fired, e.g. `format: 2 <answer> blocks` or `f1=0.67 (+0.1 multi-tool)`."""
     details: dict[str, Any] = field(default_factory=dict)
-    """Facts for the dashboard; every scorer sets `correct` (bool) and `prediction` (str | None)."""
+    """Facts for the dashboard; every scorer sets `correct` (bool: the answer is right, whatever the format)
+    and `prediction` (str | None); `score_path` adds `format_ok` (bool) where the scorer did not."""
 
 
 class Scorer(Protocol):
@@ -60,4 +63,9 @@ def score_path(
     # Configured names too: a call cut off by the call limit never ran but still needs its result.
     names = list(dict.fromkeys([*called, *tool_kinds]))
     kinds = {tool_kinds[name] for name in called if name in tool_kinds}
-    return scorer(path.text, answers, tool_names_used=names, tool_kinds_used=kinds, call_format=call_format)
+    result = scorer(path.text, answers, tool_names_used=names, tool_kinds_used=kinds, call_format=call_format)
+    if "format_ok" in result.details:
+        return result
+    # Scorers without format rules still get the format measured apart (`format/ok_frac`).
+    fmt = check_format(path.text, call_format=call_format, tool_names_used=names)
+    return replace(result, details={**result.details, "format_ok": fmt.ok, "format_error": fmt.error})

@@ -38,16 +38,19 @@ class ArpoScorer:
         call_format: str = "tags",
     ) -> RewardResult:
         fmt = check_format(response_text, call_format=call_format, tool_names_used=tool_names_used)
+        golds = as_answer_list(answers)
         if not fmt.ok:
+            # The reward is the penalty, but whether the answer is right is still reported (PRODUCT.md:
+            # accuracy measures the answer, format/ok_frac the format), read as leniently as F1Scorer does.
+            prediction = fmt.boxed if fmt.boxed is not None else extract_prediction(response_text)
             failed = {
-                "correct": False,
-                "prediction": fmt.boxed,
+                "correct": prediction is not None and any(exact_match(prediction, gold) for gold in golds),
+                "prediction": prediction,
                 "format_ok": False,
                 "format_error": fmt.error,
             }
             return RewardResult(self.format_penalty, f"format: {fmt.error}", failed)
         assert fmt.boxed is not None  # a well-formed response has a box
-        golds = as_answer_list(answers)
         f1, best = best_f1(fmt.boxed, golds)
         # Kinds, not names, decide the bonus: a user may call their search tool "wiki".
         multi_tool = set(self.bonus_kinds) <= set(tool_kinds_used)
