@@ -65,7 +65,7 @@ def _dataset(user: Any, owner: Owner, value: Any, field: str, kind: str) -> Data
     if value in (None, ""):
         return None
     try:
-        dataset = get_visible(Dataset, user, pk=value.pk if isinstance(value, Dataset) else value)
+        dataset: Dataset = get_visible(Dataset, user, pk=value.pk if isinstance(value, Dataset) else value)
     except NotFound:
         raise _invalid(field, "No such dataset.") from None
     if dataset.kind != kind:
@@ -79,7 +79,7 @@ def _tools(user: Any, owner: Owner, values: Sequence[Any]) -> list[Tool]:
     tools = []
     for value in values:
         try:
-            tool = get_visible(Tool, user, pk=value.pk if isinstance(value, Tool) else value)
+            tool: Tool = get_visible(Tool, user, pk=value.pk if isinstance(value, Tool) else value)
         except NotFound:
             raise _invalid("tools", f"No such tool: {value}.") from None
         _same_owner(tool, owner, "tools", "tools")
@@ -205,9 +205,9 @@ def run_create(
         name=_check_name(name),
         preset=preset,
         base_model=_base_model(base_model),
-        dataset=_dataset(user, owner, dataset, "dataset", Dataset.Kind.PROMPTS),
-        eval_dataset=_dataset(user, owner, eval_dataset, "eval_dataset", Dataset.Kind.PROMPTS),
-        sft_dataset=_dataset(user, owner, sft_dataset, "sft_dataset", Dataset.Kind.SFT),
+        dataset=_dataset(user, owner, dataset, "dataset", "prompts"),
+        eval_dataset=_dataset(user, owner, eval_dataset, "eval_dataset", "prompts"),
+        sft_dataset=_dataset(user, owner, sft_dataset, "sft_dataset", "sft"),
         overrides=configs.normalize_overrides(overrides),
         cloned_from=cloned_from,
     )
@@ -247,11 +247,11 @@ def run_update(
     if base_model is not UNSET:
         run.base_model = _base_model(base_model)
     if dataset is not UNSET:
-        run.dataset = _dataset(user, owner, dataset, "dataset", Dataset.Kind.PROMPTS)
+        run.dataset = _dataset(user, owner, dataset, "dataset", "prompts")
     if eval_dataset is not UNSET:
-        run.eval_dataset = _dataset(user, owner, eval_dataset, "eval_dataset", Dataset.Kind.PROMPTS)
+        run.eval_dataset = _dataset(user, owner, eval_dataset, "eval_dataset", "prompts")
     if sft_dataset is not UNSET:
-        run.sft_dataset = _dataset(user, owner, sft_dataset, "sft_dataset", Dataset.Kind.SFT)
+        run.sft_dataset = _dataset(user, owner, sft_dataset, "sft_dataset", "sft")
     if overrides is not UNSET:
         if replace_overrides:
             run.overrides = configs.normalize_overrides(configs.drop_nulls(overrides or {}))

@@ -6,17 +6,24 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from arpo_engine import config_meta
 from webapp.accounts.selectors import teams_for
-from webapp.core.errors import DomainError
+from webapp.core.errors import DomainError, NotFound
 
 from . import configs, selectors, services
 from .forms import ImportForm, RunForm
 from .models import Run
+
+
+def _run(request: HttpRequest, pk: int) -> Run:
+    try:
+        return selectors.run_get(user=request.user, run_id=pk)
+    except NotFound:
+        raise Http404("No such run.") from None
 
 
 @login_required
@@ -85,7 +92,7 @@ def run_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def run_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    run = selectors.run_get(user=request.user, run_id=pk)
+    run = _run(request, pk)
     if not run.is_draft:
         messages.error(request, "Only a draft can be edited; clone the run to change it.")
         return redirect("runs:detail", run.pk)
@@ -140,7 +147,7 @@ def _config_groups(run: Run) -> list[dict[str, Any]]:
 
 @login_required
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    run = selectors.run_get(user=request.user, run_id=pk)
+    run = _run(request, pk)
     context = {
         "run": run,
         "tools": selectors.run_tools(run),
@@ -154,7 +161,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def run_export(request: HttpRequest, pk: int) -> HttpResponse:
-    run = selectors.run_get(user=request.user, run_id=pk)
+    run = _run(request, pk)
     response = HttpResponse(services.export_yaml(run), content_type="application/yaml; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.yaml"'
     return response
@@ -185,7 +192,7 @@ def run_import(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def run_clone(request: HttpRequest, pk: int) -> HttpResponse:
-    run = selectors.run_get(user=request.user, run_id=pk)
+    run = _run(request, pk)
     clone = services.run_clone(user=request.user, run=run)
     messages.success(request, f"Cloned into {clone.name}.")
     return redirect("runs:edit", clone.pk)
@@ -194,7 +201,7 @@ def run_clone(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def run_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    run = selectors.run_get(user=request.user, run_id=pk)
+    run = _run(request, pk)
     try:
         services.run_delete(user=request.user, run=run)
     except DomainError as exc:

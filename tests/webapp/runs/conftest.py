@@ -49,7 +49,7 @@ def make_prompts(user: Any, *, team: Any = None, rows: int = 40, edit: Any = Non
 
 
 @pytest.fixture
-def small_model() -> BaseModel:
+def small_model(db: None) -> BaseModel:
     """The bundled SmolLM2 (its tokenizer is prepared under var/models by the engine's set-up)."""
     model = BaseModel.objects.get(slug="smollm2-135m")
     assert model.local_folder() is not None, "run `make model` first: the bundled model is not prepared"
