@@ -14,14 +14,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webapp.core.api import ErrorSerializer
+
 from . import selectors, services
 from .models import Tool, ToolTrial
-
-
-class ErrorSerializer(serializers.Serializer):
-    message = serializers.CharField()
-    code = serializers.CharField()
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
 
 
 class ToolSerializer(serializers.ModelSerializer):
