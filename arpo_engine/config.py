@@ -140,6 +140,8 @@ class AlgorithmConfig:
     """KL penalty against the reference model (paper: 0)."""
     kl_type: Literal["low_var_kl", "k1"] = "low_var_kl"
     """KL estimator; `low_var_kl` is k3."""
+    entropy_coef: float = 0.0
+    """Entropy bonus: the loss subtracts this times the token-mean policy entropy (paper: 0)."""
     entropy_balanced_clip: bool = False
     """AEPO: clipped positive-advantage tokens keep a (1+eps)*A gradient."""
     entropy_aware_advantage: bool = False

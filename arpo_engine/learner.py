@@ -70,6 +70,7 @@ def loss_settings(algorithm: AlgorithmConfig) -> LossSettings:
         dual_clip=algorithm.dual_clip if algorithm.dual_clip > 1 else None,
         kl_coef=algorithm.kl_coef,
         kl_type=algorithm.kl_type,
+        entropy_coef=algorithm.entropy_coef,
     )
 
 
@@ -268,7 +269,9 @@ class Learner:
         # AEPO's z is standardized over the mini-batch; split in micro-batches, that needs a first pass
         moments = self._entropy_moments(chunks) if need_entropy and len(chunks) > 1 else None
         for chunk, padded in zip(chunks, pads, strict=True):
-            out = self._logprobs(self.model, padded, with_entropy=need_entropy)
+            # entropies always: `entropy/token_mean` is logged every step (verl's actor/entropy)
+            out = self._logprobs(self.model, padded, with_entropy=True)
+            assert out.entropies is not None
             self._fill_old(chunk, padded, out.logprobs)
             advantages = padded.advantages
             if need_entropy:
@@ -279,6 +282,8 @@ class Learner:
                 advantages=advantages,
                 mask=padded.mask,
                 ref_logprobs=self._aligned(chunk, padded, "ref_logprobs") if self.has_reference else None,
+                # without a bonus the entropy is only measured: detached, backward skips it
+                entropies=out.entropies if self.settings.entropy_coef else out.entropies.detach(),
             )
             result = compute_loss(inputs, self.settings, num_tokens=max(total_tokens, 1))
             result.loss.backward()

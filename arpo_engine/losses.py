@@ -94,6 +94,7 @@ class LossOutputs:
         return {
             "loss/policy": float(self.policy_loss),
             "loss/kl": float(self.kl),
+            "entropy/token_mean": float(self.entropy),
             "clip/frac": float(self.clip_frac),
             "clip/dual_frac": float(self.dual_clip_frac),
             "loss/ratio_mean": float(self.ratio_mean),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -143,3 +144,20 @@ def test_entropy_aware_advantage_is_standardized_over_the_mini_batch_whatever_th
     learner_for(plain, mini_batch_prompts=2).update(make_batch())
     delta = sum(float((a - b).detach().norm()) for a, b in zip(one.parameters(), plain.parameters(), strict=True))
     assert delta > 0, "the entropy-aware advantage did not change the update"
+
+
+def test_the_learner_logs_policy_entropy_every_step_without_any_entropy_option(base_model):
+    metrics = learner_for(copy.deepcopy(base_model)).update(make_batch())
+    # a random 300-token model is near uniform: entropy close to ln 300
+    assert 0.9 * math.log(300) < metrics["entropy/token_mean"] <= math.log(300) + 1e-4
+
+
+def test_an_entropy_bonus_raises_the_policy_entropy(base_model):
+    def second_update(coef: float) -> dict[str, float]:
+        aepo = AlgorithmConfig(entropy_coef=coef)
+        learner = Learner(copy.deepcopy(base_model), optim=OptimConfig(mini_batch_prompts=2), algorithm=aepo,
+                          pad_token_id=0)  # fmt: skip
+        with_sgd(learner).update(make_batch())
+        return learner.update(make_batch())  # measures the entropy the first update left
+
+    assert second_update(50.0)["entropy/token_mean"] > second_update(0.0)["entropy/token_mean"] + 1e-4
