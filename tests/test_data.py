@@ -275,3 +275,60 @@ def test_write_jsonl_rows_load_back_unchanged(tmp_path: Path) -> None:
     assert [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] == rows
     assert [s.answers for s in load_samples(path)] == [("ja",), ("2", "two")]
     assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+
+
+# --- streaming scan with limits (the web upload's path) ------------------------------------------
+
+
+def test_scan_keeps_the_first_errors_and_counts_the_rest(tmp_path: Path) -> None:
+    from arpo_engine.data import Limits, ScanReport, scan_samples
+
+    path = _jsonl(tmp_path / "many.jsonl", [{"prompt": "ok", "answer": "1"}] + [{"prompt": f"q{i}"} for i in range(9)])
+    report = ScanReport()
+    good = list(scan_samples(path, report, Limits(max_errors=3)))
+    assert [line for line, _ in good] == [1]
+    assert report.rows == 10 and report.error_count == 9 and len(report.errors) == 3
+    with pytest.raises(DataError) as info:
+        report.raise_if_failed(path)
+    assert info.value.total == 9 and "9 problems" in str(info.value) and "… and 6 more" in str(info.value)
+
+
+def test_scan_stops_at_the_row_limit_and_refuses_overlong_lines(tmp_path: Path) -> None:
+    from arpo_engine.data import Limits, ScanReport, scan_samples
+
+    path = _jsonl(tmp_path / "t.jsonl", [{"prompt": "x" * 200, "answer": "1"}] + [{"prompt": "q", "answer": "1"}] * 5)
+    report = ScanReport()
+    list(scan_samples(path, report, Limits(max_rows=3, max_row_chars=50)))
+    assert report.errors == [
+        "line 1: the line is longer than 50 characters",
+        "line 4: the file has more than 3 rows, the most accepted",
+    ]
+
+
+def test_duplicate_json_keys_and_csv_columns_are_errors(tmp_path: Path) -> None:
+    path = tmp_path / "dup.jsonl"
+    path.write_text('{"prompt": "q", "answer": "1", "answer": "2"}\n')
+    assert _errors(path) == ["line 1: duplicate key 'answer'"]
+    csv_path = _csv(tmp_path / "dup.csv", ["prompt", "answer", "prompt"], [["q", "1", "r"]])
+    assert _errors(csv_path) == ["header: column 'prompt' appears more than once"]
+
+
+def test_a_csv_header_without_an_answer_column_is_one_error(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "noanswer.csv", ["question", "notes"], [["q", "n"]] * 5)
+    assert _errors(path) == ['header: no "answer" or "ground_truth" or "reward_model" column']
+
+
+def test_formula_cells_are_refused_only_when_asked(tmp_path: Path) -> None:
+    from arpo_engine.data import Limits, ScanReport, scan_samples
+
+    path = _csv(tmp_path / "f.csv", ["prompt", "answer"], [["=1+1", "2"], ["What is -3 + 5?", "-2"], ["+SUM(A1)", "3"]])
+    assert len(load_samples(path)) == 3  # the engine reads the file as it is
+    report = ScanReport()
+    list(scan_samples(path, report, Limits(reject_csv_formulas=True)))
+    assert [e.split(":")[0] for e in report.errors] == ["line 1", "line 3"]
+
+
+def test_an_encoding_error_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes(b'{"prompt": "ok", "answer": "1"}\n{"prompt": "caf\xe9", "answer": "1"}\n')
+    assert _errors(path) == ["line 2: not UTF-8 text (byte 16 of the line); save the file as UTF-8"]

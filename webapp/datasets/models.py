@@ -71,20 +71,20 @@ class Dataset(Owned):
 
     def train_path(self) -> Path | None:
         """The RL training prompts (normalized JSONL that `arpo_engine.data.load_samples` reads)."""
-        return self._file(TRAIN_FILE, self.Kind.PROMPTS)
+        return self._file(TRAIN_FILE, "prompts")
 
     def eval_path(self) -> Path | None:
         """The eval prompts, when a separate file was given or a share was carved off; else None."""
-        return self._file(EVAL_FILE, self.Kind.PROMPTS)
+        return self._file(EVAL_FILE, "prompts")
 
     def sft_path(self) -> Path | None:
         """SFT demonstrations (JSONL that `arpo_engine.data.load_sft_demos` reads)."""
-        return self._file(SFT_FILE, self.Kind.SFT)
+        return self._file(SFT_FILE, "sft")
 
     def corpus_path(self) -> Path | None:
         """Search corpus documents (JSONL that `arpo_engine.tools.search` reads)."""
-        return self._file(CORPUS_FILE, self.Kind.CORPUS)
+        return self._file(CORPUS_FILE, "corpus")
 
     def corpus_index_path(self) -> Path | None:
         """The BM25 index folder built once on upload, beside the corpus."""
-        return self._file(CORPUS_INDEX_DIR, self.Kind.CORPUS)
+        return self._file(CORPUS_INDEX_DIR, "corpus")
