@@ -154,6 +154,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "kind" field: name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {"DatasetKindEnum": "webapp.datasets.models.Dataset.Kind"},
 }
 
 # --- Files ---
