@@ -161,3 +161,21 @@ def test_an_entropy_bonus_raises_the_policy_entropy(base_model):
         return learner.update(make_batch())  # measures the entropy the first update left
 
     assert second_update(50.0)["entropy/token_mean"] > second_update(0.0)["entropy/token_mean"] + 1e-4
+
+
+def test_entropy_balanced_clipping_keeps_a_gradient_on_clipped_positive_tokens_in_the_learner(base_model):
+    def update(balanced: bool) -> dict[str, float]:
+        algorithm = AlgorithmConfig(entropy_balanced_clip=balanced)
+        learner = Learner(copy.deepcopy(base_model), optim=OptimConfig(mini_batch_prompts=2), algorithm=algorithm,
+                          pad_token_id=0)  # fmt: skip
+        batch = make_batch()
+        learner.score(batch)
+        for s in batch:  # every token positive, its ratio e > 1 + eps: all clipped
+            s.advantages = [1.0] * len(s.advantages)
+            s.old_logprobs = [lp - 1.0 for lp in s.old_logprobs or []]
+        return with_sgd(learner).update(batch)
+
+    standard, balanced = update(False), update(True)
+    assert standard["clip/frac"] == pytest.approx(1.0) and balanced["clip/frac"] == pytest.approx(1.0)
+    assert standard["grad/norm"] == 0.0
+    assert balanced["grad/norm"] > 0
