@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
+from webapp.accounts.auth import ScopedThrottle
 from webapp.core.errors import DomainError, NotFound
 from webapp.core.ownership import owner_for
 
@@ -63,6 +64,10 @@ def _dataset_upload(request: HttpRequest) -> HttpResponse:
         too_large = too_large_message(request)
         if too_large:
             form.add_error("file", too_large)
+        throttled = _throttled(request)
+        if throttled:
+            form.add_error(None, throttled)
+            return render(request, "datasets/upload.html", {"form": form}, status=429)
         if form.is_valid() and not too_large:
             data = form.cleaned_data
             try:
@@ -81,6 +86,19 @@ def _dataset_upload(request: HttpRequest) -> HttpResponse:
         status = 400
     context = {"form": form, "errors": errors, "more_errors": max(0, error_count - len(errors))}
     return render(request, "datasets/upload.html", context, status=status)
+
+
+class _UploadScope:
+    throttle_scope = "upload"
+
+
+def _throttled(request: HttpRequest) -> str | None:
+    """The API's upload budget applies to the page too (one budget per user)."""
+    throttle = ScopedThrottle()
+    if throttle.allow_request(request, _UploadScope()):  # type: ignore[arg-type]
+        return None
+    wait = throttle.wait()
+    return f"Too many uploads; try again in {int(wait or 60)} seconds."
 
 
 @login_required

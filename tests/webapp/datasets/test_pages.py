@@ -78,3 +78,18 @@ def test_rename_and_delete_pages_work_for_the_owner(client: Any, alice: Any, com
     with committed():
         assert client.post(f"/datasets/{dataset.pk}/delete/").status_code == 302
     assert not Dataset.objects.exists() and not dataset.storage_dir().exists()
+
+
+def test_page_uploads_share_the_upload_throttle(client: Any, alice: Any, settings: Any, committed: Any) -> None:
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"upload": "1/min"}}
+    client.force_login(alice)
+    statuses = []
+    for _ in range(2):
+        with committed():
+            rows = _file("t.jsonl", jsonl([{"prompt": "q", "answer": "1"}]))
+            statuses.append(client.post("/datasets/new/", {"kind": "prompts", "file": rows}).status_code)
+    cache.clear()
+    assert statuses == [302, 429] and Dataset.objects.count() == 1
