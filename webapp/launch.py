@@ -14,11 +14,13 @@ ARPO_VAR_DIR (var/), ARPO_WORKER_CONCURRENCY (2).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -30,6 +32,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 PROCFILE = BASE_DIR / "Procfile"
 DEMO_LOGIN_FILE = "demo-login.txt"  # under the var folder; written by `manage.py seed_demo`
 STOP_WAIT_S = 20  # how long a process gets to finish after SIGTERM before it is killed
+# Ray's socket paths are <temp>/session_<date>_<time>_<µs>_<pid>/sockets/plasma_store (about 70 more).
+RAY_TEMP_DIR_MAX_CHARS = 36
 
 
 class LaunchError(Exception):
@@ -70,8 +74,7 @@ def _wait_for_redis(port: int, process: subprocess.Popen[bytes], log: Path, time
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise LaunchError(
-                f"The embedded Redis server exited at start-up (code {process.returncode}); "
-                f"see {log} for why."
+                f"The embedded Redis server exited at start-up (code {process.returncode}); see {log} for why."
             )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
@@ -120,6 +123,15 @@ def ray_auth_token(folder: Path) -> Path:
     return path
 
 
+def ray_temp_dir(folder: Path) -> Path:
+    """<var>/ray, unless that path is too long for the Unix sockets Ray puts under it (107 bytes)."""
+    preferred = folder / "ray"
+    if len(str(preferred)) <= RAY_TEMP_DIR_MAX_CHARS:
+        return preferred
+    digest = hashlib.sha256(str(folder).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"arpo-ray-{digest}"
+
+
 def child_environment(environ: Mapping[str, str], *, folder: Path, redis_url: str | None) -> dict[str, str]:
     """The environment every process of the Procfile gets."""
     env = dict(environ)
@@ -140,7 +152,7 @@ def child_environment(environ: Mapping[str, str], *, folder: Path, redis_url: st
         env["ARPO_RAY_PORT"] = str(ray_port)
         env["ARPO_RAY_CLIENT_PORT"] = str(ray_port + 1)
         env["ARPO_RAY_AGENT_PORT"] = str(ray_port + 2)
-        env["ARPO_RAY_TEMP_DIR"] = str(folder / "ray")
+        env["ARPO_RAY_TEMP_DIR"] = environ.get("ARPO_RAY_TEMP_DIR") or str(ray_temp_dir(folder))
         env["RAY_ADDRESS"] = f"127.0.0.1:{ray_port}"
         env["RAY_AUTH_MODE"] = "token"
         env["RAY_AUTH_TOKEN_PATH"] = str(ray_auth_token(folder))
