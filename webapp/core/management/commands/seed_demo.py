@@ -110,7 +110,7 @@ class Command(BaseCommand):
         except DomainError as exc:
             raise CommandError(f"Could not seed the demo: {exc.message} {exc.fields or ''}".strip()) from exc
 
-    def _dataset(self, user: User, kind: str, name: str, main: Path, eval_file: Path | None = None) -> Dataset:
+    def _dataset(self, user: User, kind: Any, name: str, main: Path, eval_file: Path | None = None) -> Dataset:
         existing = Dataset.objects.filter(owner_user=user, owner_team__isnull=True, kind=kind, name=name).first()
         if existing is not None:
             return existing
