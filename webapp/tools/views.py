@@ -94,7 +94,8 @@ def tool_detail(request: HttpRequest, pk: int, try_form: TryForm | None = None) 
         "try_form": try_form,
         "trial": trial,
         "trial_api": reverse("api-tool-trial", args=[tool.pk, trial.pk]) if trial else "",
-        "recent": selectors.tool_trials_recent(tool=tool),
+        # The trial shown above updates live; listing it again below would show a stale status.
+        "recent": [t for t in selectors.tool_trials_recent(tool=tool) if trial is None or t.pk != trial.pk],
         "schema_json": json.dumps(tool.schema, indent=2),
     }
     return render(request, "tools/detail.html", context, status=400 if try_form.errors else 200)
