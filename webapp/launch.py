@@ -31,7 +31,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 PROCFILE = BASE_DIR / "Procfile"
 DEMO_LOGIN_FILE = "demo-login.txt"  # under the var folder; written by `manage.py seed_demo`
-STOP_WAIT_S = 20  # how long a process gets to finish after SIGTERM before it is killed
+STOP_WAIT_S = 10  # how long a process gets to finish after SIGTERM before it is killed
 # Ray's socket paths are <temp>/session_<date>_<time>_<µs>_<pid>/sockets/plasma_store (about 70 more).
 RAY_TEMP_DIR_MAX_CHARS = 36
 
@@ -222,7 +222,8 @@ def run_processes(env: Mapping[str, str], processes: Mapping[str, str]) -> int:
         manager.loop()
     finally:
         stop.set()
-    return manager.returncode or 0
+    # 130/143: stopped by Ctrl-C or SIGTERM, which is how the service is meant to stop.
+    return 0 if manager.returncode in (130, 143) else manager.returncode or 0
 
 
 def main(argv: list[str]) -> int:

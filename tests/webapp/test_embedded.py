@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from webapp import launch
 from webapp.launch import port_is_free
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,7 +146,7 @@ def test_make_run_embedded_default_serves_signs_in_and_stops_without_leftovers(l
     assert len(running) >= 6, running  # launcher, redis, web, worker, Ray head and its GCS, raylet …
 
     os.killpg(process.pid, signal.SIGINT)
-    process.wait(timeout=STOP_TIMEOUT_S)
+    assert process.wait(timeout=STOP_TIMEOUT_S) == 0  # a Ctrl-C stop is a clean exit
     deadline = time.monotonic() + 10
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -167,3 +168,26 @@ def test_a_port_in_use_stops_the_launcher_with_the_variable_to_change(tmp_path: 
         )
     assert result.returncode == 2
     assert f"Port {port}" in result.stderr and "ARPO_PORT" in result.stderr
+
+
+def test_with_real_services_set_the_launcher_starts_no_redis_and_no_ray_head_of_its_own(tmp_path: Path) -> None:
+    environ = {
+        "DATABASE_URL": "postgres://db.example/arpo",
+        "REDIS_URL": "redis://redis.example:6379/0",
+        "RAY_ADDRESS": "ray-head.example:6379",
+        "PATH": "/usr/bin",
+    }
+    env = launch.child_environment(environ, folder=tmp_path, redis_url=None)
+    assert env["REDIS_URL"] == "redis://redis.example:6379/0"
+    assert env["RAY_ADDRESS"] == "ray-head.example:6379"
+    assert set(launch.procfile_processes(env)) == {"web", "worker"}
+
+
+def test_the_embedded_default_runs_web_worker_and_a_ray_head_from_the_procfile(tmp_path: Path) -> None:
+    env = launch.child_environment({"PATH": "/usr/bin"}, folder=tmp_path, redis_url="redis://127.0.0.1:6399/0")
+    processes = launch.procfile_processes(env)
+    assert set(processes) == {"web", "worker", "ray"}
+    assert "--queues runs,short" in processes["worker"]
+    assert "webapp.asgi:application" in processes["web"]
+    assert env["RAY_ADDRESS"] == "127.0.0.1:6390" and env["RAY_AUTH_MODE"] == "token"
+    assert Path(env["RAY_AUTH_TOKEN_PATH"]).stat().st_mode & 0o077 == 0
