@@ -1,4 +1,4 @@
-"""Command line: `python -m arpo_engine rollout|train|eval|sft <config.yaml>`."""
+"""Command line: `python -m arpo_engine rollout|train|eval|sft <config.yaml>`; `agent <checkpoint> "question"`."""
 
 from __future__ import annotations
 
@@ -135,6 +135,29 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _agent(args: argparse.Namespace) -> int:
+    from arpo_engine.agent_spec import run_agent
+    from arpo_engine.rollout.render import format_group
+
+    options: dict[str, dict[str, Any]] = {}
+    for item in args.tool_option or []:
+        key, sep, value = item.partition("=")
+        tool, dot, option = key.partition(".")
+        if not sep or not dot:
+            raise ConfigError(f"--tool-option {item!r}: expected TOOL.OPTION=VALUE, e.g. search.corpus_path=docs.jsonl")
+        try:
+            options.setdefault(tool, {})[option] = json.loads(value)
+        except json.JSONDecodeError:
+            options.setdefault(tool, {})[option] = value
+    group = run_agent(args.checkpoint, args.question, tool_options=options)
+    path = group.paths[0]
+    print(format_group(group))
+    print()
+    print("trajectory:")
+    print(path.text)
+    return 0
+
+
 def _override(config: RunConfig, args: argparse.Namespace) -> RunConfig:
     raw = config.to_dict()
     if getattr(args, "steps", None):
@@ -178,6 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     sf.add_argument("config", help="run config with an sft section")
     sf.add_argument("--out", required=True, help="folder for the fine-tuned model")
     sf.set_defaults(func=_sft)
+    ag = sub.add_parser("agent", help="answer a question with a checkpoint's agent (its tools, sandboxed)")
+    ag.add_argument("checkpoint", help="a step folder with agent.json (e.g. runs/run-x/latest)")
+    ag.add_argument("question")
+    ag.add_argument(
+        "--tool-option", action="append", metavar="TOOL.OPTION=VALUE",
+        help="set a tool option agent.json cannot carry, e.g. search.corpus_path=corpus.jsonl",
+    )  # fmt: skip
+    ag.set_defaults(func=_agent)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

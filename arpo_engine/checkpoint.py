@@ -126,8 +126,13 @@ class CheckpointManager:
         data_position: DataPosition | Mapping[str, Any] | None = None,
         best_metric: float | None = None,
         extras: Mapping[str, Any] | None = None,
+        agent: Mapping[str, Any] | None = None,
     ) -> Path:
-        """Write the download folder, then the resume state; move the aliases; prune. Returns the folder."""
+        """Write the download folder, then the resume state; move the aliases; prune. Returns the folder.
+
+        `agent` is the agent.json of the folder (`agent_spec.build_agent_spec`); the run's own model
+        path goes into the resume state, which is not downloaded, never into the folder.
+        """
         if step < 0:
             raise ValueError(f"step must be zero or more, got {step}")
         config = run_config.to_dict() if isinstance(run_config, RunConfig) else dict(run_config)
@@ -139,11 +144,12 @@ class CheckpointManager:
         # Re-saving a step: drop its old resume state first, so it can never pair with the new weights.
         remove_dir(resume_dir)
         info = run_info(self.run_id, step, config, metrics or {}, best_metric)
-        write_atomically(step_dir, lambda tmp: write_download(tmp, model, tokenizer, info))
+        write_atomically(step_dir, lambda tmp: write_download(tmp, model, tokenizer, info, agent))
         position = _data_position(data_position)
+        base_path = str(config.get("model", {}).get("path", ""))
         write_atomically(
             resume_dir,
-            lambda tmp: _write_resume(tmp, step, model, optimizer, rng or {}, position, dict(extras or {})),
+            lambda tmp: _write_resume(tmp, step, model, optimizer, rng or {}, position, dict(extras or {}), base_path),
         )
         self._update_aliases(step, best_metric)
         self._prune(step)
@@ -292,7 +298,8 @@ def load_model(point: ResumePoint, *, base_model: str | Path | None = None) -> t
 
     from arpo_engine.models import resolve_model_path
 
-    base = base_model or read_json(point.model_dir / "run.json")["base_model"]
+    base = base_model or read_json(point.resume_dir / "state.json").get("base_model_path")
+    base = base or read_json(point.model_dir / "run.json")["base_model"]  # folders saved before that
     model = AutoModelForCausalLM.from_pretrained(resolve_model_path(str(base)), dtype="auto")
     return PeftModel.from_pretrained(model, point.resume_dir, is_trainable=True).train()
 
@@ -308,6 +315,7 @@ def _write_resume(
     rng: Mapping[str, Any],
     position: DataPosition | None,
     extras: dict[str, Any],
+    base_model_path: str = "",
 ) -> None:
     if optimizer is not None:
         tensors: dict[str, torch.Tensor] = {}
@@ -321,7 +329,10 @@ def _write_resume(
     pos = None
     if position is not None:
         pos = {"epoch": position.epoch, "index": position.index, "order": position.order}
-    state = {"format": FORMAT_VERSION, "step": step, "data_position": pos, "extras": extras}
+    state = {
+        "format": FORMAT_VERSION, "step": step, "data_position": pos, "extras": extras,
+        "base_model_path": base_model_path,  # kept here, not in the download folder: a path of this machine
+    }  # fmt: skip
     write_json(out / "state.json", state)
     files = sorted(f.name for f in out.iterdir())
     write_json(out / COMPLETE, {"step": step, "files": files})  # last: marks the folder whole

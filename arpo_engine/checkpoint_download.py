@@ -25,7 +25,9 @@ _CARD_METRICS = (
 )  # fmt: skip
 
 
-def write_download(out: Path, model: torch.nn.Module, tokenizer: Any, info: dict[str, Any]) -> None:
+def write_download(
+    out: Path, model: torch.nn.Module, tokenizer: Any, info: dict[str, Any], agent: Mapping[str, Any] | None = None
+) -> None:
     plain = model.get_base_model() if is_peft(model) else model  # type: ignore[operator]
     # LoRA adapters (a PeftModel's or injected ones) are merged into a copy of the weights under the
     # plain names, so the folder loads without peft and the training model continues bit for bit.
@@ -42,7 +44,9 @@ def write_download(out: Path, model: torch.nn.Module, tokenizer: Any, info: dict
     if isinstance(template, str) and not (out / "chat_template.jinja").is_file():
         (out / "chat_template.jinja").write_text(template)
     write_json(out / "run.json", info)
-    (out / "README.md").write_text(_model_card(info))
+    if agent is not None:
+        write_json(out / "agent.json", dict(agent))
+    (out / "README.md").write_text(_model_card(info, agent))
     # safetensors writes private files; the folder is served as a download by another process.
     for f in out.iterdir():
         f.chmod(0o644)
@@ -55,15 +59,21 @@ def is_peft(model: torch.nn.Module) -> bool:
 def run_info(
     run_id: str, step: int, config: dict[str, Any], metrics: Mapping[str, Any], best_metric: float | None
 ) -> dict[str, Any]:
+    """run.json: names, never paths of this machine (the folder is downloaded): the base model by its
+    name, and the config's absolute paths cut to their last part."""
+    from arpo_engine.agent_spec import portable
+    from arpo_engine.models import base_model_name
+
+    path = config.get("model", {}).get("path", "")
     return {
         "run_id": run_id,
         "step": step,
-        "base_model": config.get("model", {}).get("path", ""),
+        "base_model": base_model_name(str(path)) if path else "",
         "algorithm": _algorithm_name(config),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "metrics": {k: _json_number(v) for k, v in metrics.items()},
         "best_metric": _json_number(best_metric),
-        "run_config": config,
+        "run_config": portable(config),
     }
 
 
@@ -84,7 +94,7 @@ def _json_number(value: Any) -> Any:
     return value
 
 
-def _model_card(info: dict[str, Any]) -> str:
+def _model_card(info: dict[str, Any], agent: Mapping[str, Any] | None = None) -> str:
     base, step, algo = info["base_model"] or "unknown", info["step"], info["algorithm"]
     metrics = info["metrics"]
     shown = [k for k in _CARD_METRICS if k in metrics] or sorted(metrics)[:10]
@@ -121,5 +131,31 @@ from vllm import LLM, SamplingParams
 llm = LLM(model="{folder}")
 out = llm.chat([{{"role": "user", "content": "What is 17 * 23?"}}], SamplingParams(max_tokens=512))
 print(out[0].outputs[0].text)
+```
+{_agent_section(folder, agent)}"""
+
+
+def _agent_section(folder: str, agent: Mapping[str, Any] | None) -> str:
+    if agent is None:
+        return ""
+    tools = ", ".join(f"`{t['name']}` ({t['kind']})" for t in agent.get("tools", [])) or "none"
+    stops = ", ".join(f"`{s}`" for s in agent.get("stop_sequences", [])) or "none"
+    limits = agent.get("limits", {})
+    return f"""
+## Run it as an agent
+
+The model was trained as a tool-using agent: it answers well with the system prompt and tool protocol
+it was trained with, which `agent.json` holds (system prompt, tool schemas, call format, stop sequences,
+limits). Loaded with a plain chat template and no tools it does not behave as the agent it became.
+
+- call format: `{agent.get("call_format", {}).get("name")}`; tools: {tools}
+- generation stops at: {stops}; then run the tool and append its result wrapped as `agent.json`'s
+  `call_format.result_before` + output + `result_after`, and continue
+- at most {limits.get("max_tool_calls")} tool calls and {limits.get("max_response_tokens")} response tokens
+
+With ARPO Studio's engine installed, one command runs the agent loop with its tools (python sandboxed):
+
+```bash
+python -m arpo_engine agent {folder} "What is 17 * 23?"
 ```
 """

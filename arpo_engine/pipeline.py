@@ -178,6 +178,7 @@ def run_training(
     """SFT cold start (if configured and not done), then ARPO; resumes from the last checkpoint."""
     from transformers import AutoTokenizer
 
+    from arpo_engine.agent_spec import build_agent_spec
     from arpo_engine.checkpoint import CheckpointManager, DataPosition, restore_optimizer, restore_rng
     from arpo_engine.learner import Learner
     from arpo_engine.lora import load_adapter
@@ -228,6 +229,9 @@ def run_training(
             cursor.restore({"epoch": state.data_position.epoch, "index": state.data_position.index})
         start_step = state.step
 
+    call_format = get_format(config.rollout.call_format, tokenizer)
+    agent = build_agent_spec(config, tools, call_format)  # agent.json: the checkpoint is a usable agent
+
     def checkpoint(step: int, metrics: dict[str, float], cur: DataCursor) -> None:
         path = manager.save(
             step,
@@ -239,6 +243,7 @@ def run_training(
             rng={"rollout": rng},
             data_position=DataPosition(cur.epoch, cur.index),
             best_metric=metrics.get("eval/accuracy"),
+            agent=agent,
         )
         log(f"checkpoint saved: {path}")
 
@@ -246,7 +251,7 @@ def run_training(
         sampler=sampler,
         learner=learner,
         tools=tools,
-        call_format=get_format(config.rollout.call_format, tokenizer),
+        call_format=call_format,
         scorer=scorer,
         rng=rng,
         sync_weights=lambda: sync(model),

@@ -14,6 +14,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
+from arpo_engine.agent_spec import portable
 from arpo_engine.checkpoint import (
     COMPLETE,
     CheckpointManager,
@@ -119,12 +120,13 @@ def test_run_json_and_model_card_describe_the_step(
 
     info = json.loads((folder / "run.json").read_text())
     assert info["step"] == 3 and info["run_id"] == "r1" and info["algorithm"] == "ARPO"
-    assert info["base_model"] == str(tiny_dir)
+    assert info["base_model"] == tiny_dir.name  # a name, never a path of the machine that trained it
     assert info["metrics"] == {"eval/accuracy": 0.25, "loss/kl": None}  # NaN is not JSON
-    assert info["run_config"] == run_config
+    assert info["run_config"] == portable(run_config)  # absolute paths cut to their last part
     assert RunConfig.from_dict(info["run_config"]).name == "demo"
     card = (folder / "README.md").read_text()
-    assert str(tiny_dir) in card and "ARPO" in card and "eval/accuracy" in card
+    assert str(tiny_dir) not in card and f'base_model: "{tiny_dir.name}"' in card
+    assert "ARPO" in card and "eval/accuracy" in card
     assert "AutoModelForCausalLM.from_pretrained" in card and "from vllm import LLM" in card
 
 
