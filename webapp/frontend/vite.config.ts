@@ -26,7 +26,8 @@ export default defineConfig({
     },
   },
   test: {
-    environment: "happy-dom",
+    // Pure modules test in plain Node (fast); DOM tests opt in with `// @vitest-environment happy-dom`.
+    environment: "node",
     include: ["src/**/*.test.ts"],
   },
 });
