@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from worker.celery_app import app
 
 # --- tools: "try it" (queue "short") ---------------------------------------------------------------
@@ -13,3 +15,14 @@ def tool_try(trial_id: int) -> None:
     from webapp.tools.services import tool_trial_execute
 
     tool_trial_execute(trial_id=trial_id)
+
+
+# --- runs (queue "runs") ---------------------------------------------------------------------------
+
+
+@app.task(name="worker.tasks.run_execute", bind=True, ignore_result=True, acks_late=True)
+def run_execute(self: Any, run_id: int) -> None:
+    """Execute a run on Ray and relay its events until it ends (worker/relay.py); safe to deliver twice."""
+    from worker.relay import execute
+
+    execute(run_id, task_id=str(self.request.id or ""))

@@ -95,6 +95,16 @@ class Run(Owned):
     warnings = models.JSONField(default=list, blank=True, help_text="Problems that do not block a launch.")
     validated_at = models.DateTimeField(null=True, blank=True)
     cloned_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="clones")
+    # --- execution (Service II): written by run_launch/run_cancel and by the worker's relay ---
+    status_reason = models.TextField(blank=True, help_text="Why the run failed or stopped, for a person to act on.")
+    phase = models.CharField(max_length=32, blank=True, help_text="What the engine does now (loading, sft …).")
+    stop_requested = models.BooleanField(default=False, help_text="Cancel asked; the relay passes it to the engine.")
+    steps_done = models.PositiveIntegerField(default=0)
+    last_seq = models.PositiveBigIntegerField(default=0, help_text="The newest event sequence number recorded.")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times the run's Ray actor was started.")
+    launched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(Owned.Meta):
         ordering = ["-created_at", "-id"]
@@ -117,6 +127,115 @@ class Run(Owned):
     def is_draft(self) -> bool:
         return self.status == self.Status.DRAFT
 
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
+
     def checkpoint_dir(self) -> Path:
         """Where the engine writes this run's checkpoints (config `checkpoint.dir`)."""
         return Path(settings.MEDIA_ROOT) / "runs" / str(self.uid)
+
+
+TERMINAL = frozenset({Run.Status.SUCCEEDED, Run.Status.FAILED, Run.Status.CANCELLED})
+ACTIVE = frozenset(
+    {Run.Status.QUEUED, Run.Status.STARTING, Run.Status.RUNNING, Run.Status.CANCELLING, Run.Status.RESUMING}
+)
+
+
+class RunEvent(models.Model):
+    """One event of a run as the engine emitted it, numbered per run (`seq` from 1, no gaps, no repeats).
+
+    The stream a reconnecting browser replays ("everything after N"). Rollout trees keep only a summary
+    here (their body is in RolloutTree); `private` events (tracebacks) are shown to the run's owner only.
+    """
+
+    class Kind(models.TextChoices):
+        METRICS = "metrics", "Metrics"
+        ROLLOUT = "rollout", "Rollout tree"
+        EVAL = "eval", "Evaluation"
+        CHECKPOINT = "checkpoint", "Checkpoint saved"
+        LOG = "log", "Log line"
+        PHASE = "phase", "Phase"
+        STATUS = "status", "Status"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveBigIntegerField()
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    step = models.IntegerField(null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    private = models.BooleanField(default=False)
+    emitted_at = models.DateTimeField(help_text="When the engine emitted it (the actor's clock).")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="runs_runevent_one_seq")]
+
+
+class MetricPoint(models.Model):
+    """The metrics of one step (PRODUCT.md's vocabulary). A step the engine redoes after a resume replaces its row."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metric_points")
+    step = models.PositiveIntegerField()
+    seq = models.PositiveBigIntegerField()
+    values = models.JSONField(default=dict)
+    recorded_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["run", "step"]
+        constraints = [models.UniqueConstraint(fields=["run", "step"], name="runs_metricpoint_one_step")]
+
+
+class RolloutTree(models.Model):
+    """One prompt's rollout tree at one step (a bounded, size-capped sample of each step's prompts)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="rollout_trees")
+    step = models.PositiveIntegerField()
+    prompt_index = models.PositiveIntegerField()
+    seq = models.PositiveBigIntegerField()
+    reward_mean = models.FloatField(default=0.0)
+    size_bytes = models.PositiveIntegerField(default=0)
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["run", "step", "prompt_index"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step", "prompt_index"], name="runs_rollouttree_one_prompt")
+        ]
+
+
+class Checkpoint(models.Model):
+    """A saved step: its download folder (relative to the media root) and the metrics it was saved with."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="checkpoints")
+    step = models.PositiveIntegerField()
+    seq = models.PositiveBigIntegerField()
+    folder = models.CharField(max_length=500, help_text="Relative to MEDIA_ROOT.")
+    metrics = models.JSONField(default=dict, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "step"]
+        constraints = [models.UniqueConstraint(fields=["run", "step"], name="runs_checkpoint_one_step")]
+
+
+class RunLease(models.Model):
+    """Who executes a run. At most one lease of a run is live (not released, not expired); rows are kept
+    as the run's history, so a test (or a person) can check it never ran twice at once."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="leases")
+    holder = models.CharField(max_length=200, help_text="host:pid:task of the worker that holds it.")
+    acquired_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    released_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=32, blank=True, help_text="finished, expired, handed over …")
+
+    class Meta:
+        ordering = ["run", "acquired_at", "id"]
+        indexes = [models.Index(fields=["run", "released_at"])]

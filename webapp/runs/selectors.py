@@ -87,3 +87,56 @@ def config_diff(run: Run) -> list[dict[str, Any]]:
         for meta in config_meta.editable_fields()
         if meta.key in resolved and resolved.get(meta.key) != base.get(meta.key)
     ]
+
+
+# --- execution: state, queue, events and what they produced ----------------------------------------------
+
+
+def is_run_owner(user: Any, run: Run) -> bool:
+    """The run's owner: its user, or for a team's run the member who created it (tracebacks are theirs only)."""
+    return bool(user and user.is_authenticated and user.pk in (run.owner_user_id, run.created_by_id))
+
+
+def queue_position(run: Run) -> int | None:
+    """1 for the next queued run to start, 2 behind it …; None when the run is not queued."""
+    if run.status != Run.Status.QUEUED or run.launched_at is None:
+        return None
+    ahead = Run.objects.filter(status=Run.Status.QUEUED, launched_at__lt=run.launched_at).count()
+    return ahead + 1
+
+
+def run_events(*, user: Any, run: Run, after: int = 0, limit: int = 500) -> QuerySet[Any]:
+    """The run's events after seq `after`, oldest first; private ones only for its owner."""
+    from .models import RunEvent
+
+    qs = RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")
+    if not is_run_owner(user, run):
+        qs = qs.filter(private=False)
+    return qs[: max(1, min(limit, 5000))]
+
+
+def metric_points(*, run: Run) -> QuerySet[Any]:
+    from .models import MetricPoint
+
+    return MetricPoint.objects.filter(run=run).order_by("step")
+
+
+def rollout_trees(*, run: Run, step: int | None = None) -> QuerySet[Any]:
+    from .models import RolloutTree
+
+    qs = RolloutTree.objects.filter(run=run)
+    if step is not None:
+        qs = qs.filter(step=step)
+    return qs.order_by("step", "prompt_index")
+
+
+def checkpoints(*, run: Run) -> QuerySet[Any]:
+    from .models import Checkpoint
+
+    return Checkpoint.objects.filter(run=run).order_by("step")
+
+
+def lease_history(*, run: Run) -> QuerySet[Any]:
+    from .models import RunLease
+
+    return RunLease.objects.filter(run=run).order_by("acquired_at", "id")

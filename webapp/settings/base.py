@@ -110,6 +110,20 @@ CELERY_TASK_ROUTES = {
     "worker.tasks.run_preflight": {"queue": "short"},
 }
 
+# --- Runs on Ray (worker/relay.py, worker/runner.py) ---
+RAY_ADDRESS = env_str("RAY_ADDRESS", "")  # empty: the worker starts a local Ray instance of its own
+ARPO_RAY_NAMESPACE = env_str("ARPO_RAY_NAMESPACE", "arpo")  # actors are named run-<id> in it
+ARPO_RUN_NUM_CPUS = float(env_str("ARPO_RUN_NUM_CPUS", "1"))  # Ray resources of one run's actor
+ARPO_RUN_NUM_GPUS = float(env_str("ARPO_RUN_NUM_GPUS", "0"))
+ARPO_RUN_THREADS = env_int("ARPO_RUN_THREADS", 0)  # torch threads in the actor (0: Ray's choice)
+ARPO_RUN_LEASE_S = float(env_str("ARPO_RUN_LEASE_S", "30"))  # a worker that stops beating loses the run after this
+ARPO_RUN_HEARTBEAT_S = float(env_str("ARPO_RUN_HEARTBEAT_S", "5"))
+ARPO_RUN_POLL_S = float(env_str("ARPO_RUN_POLL_S", "0.2"))  # relay latency is about this when idle
+ARPO_RUN_MAX_RESTARTS = env_int("ARPO_RUN_MAX_RESTARTS", 2)  # actor deaths resumed from a checkpoint
+ARPO_RUN_ROLLOUT_SAMPLE = env_int("ARPO_RUN_ROLLOUT_SAMPLE", 4)  # rollout trees kept per step
+ARPO_RUN_TREE_MAX_BYTES = env_int("ARPO_RUN_TREE_MAX_BYTES", 64 * 1024)
+ARPO_RUN_NO_TOOL_STEPS = env_int("ARPO_RUN_NO_TOOL_STEPS", 5)  # fail a run whose model never calls a tool
+
 # --- Auth ---
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -156,6 +170,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Several models have a "kind" field: name each choice set after its model.
     "ENUM_NAME_OVERRIDES": {"DatasetKindEnum": "webapp.datasets.models.Dataset.Kind"},
+    # 401 / 404 (page past the end) / 400 (bad filter) documented on every operation that can answer them.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "webapp.core.api.document_common_errors"],
 }
 
 # --- Files ---

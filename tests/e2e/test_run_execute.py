@@ -1,0 +1,229 @@
+"""Runs execute on the real stack: PostgreSQL, Redis, a Celery worker process on the `runs` queue, a local
+Ray head, and the tiny random model (2 layers, the SmolLM2 tokenizer) with a very small config.
+
+Datasets and tools are made through their services; runs are created, launched and cancelled through
+the REST API, as a client would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
+
+from tests.webapp.runs.conftest import make_prompts
+from tests.worker.fixtures import CeleryWorker, ray_head, runs_worker
+from webapp.accounts.models import ApiToken
+from webapp.runs import groups
+from webapp.runs.models import BaseModel, Checkpoint, MetricPoint, RolloutTree, Run, RunEvent, RunLease
+from webapp.tools.models import Tool
+from webapp.tools.services import tool_create
+
+__all__ = ["ray_head", "runs_worker"]
+
+pytestmark = pytest.mark.slow
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings: Any, tmp_path: Path) -> Path:
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MEDIA_ROOT.mkdir()
+    return Path(settings.MEDIA_ROOT)
+
+
+@pytest.fixture
+def tiny_base(transactional_db: None, tiny_model_dir: Path) -> BaseModel:
+    model, _ = BaseModel.objects.update_or_create(
+        slug="tiny-test", defaults={"display_name": "Tiny (test)", "path": str(tiny_model_dir), "max_model_len": 8192}
+    )
+    return model
+
+
+@pytest.fixture
+def api(alice: User) -> APIClient:
+    client = APIClient()
+    _, token = ApiToken.objects.create(user=alice, name="test", expiry=None)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+@pytest.fixture
+def python_tool(alice: User) -> Tool:
+    return tool_create(user=alice, name="python", kind="python")
+
+
+@pytest.fixture
+def create_run(api: APIClient, alice: User, tiny_base: BaseModel, python_tool: Tool) -> Callable[..., int]:
+    prompts = make_prompts(alice, rows=8)
+
+    def create(name: str, steps: int) -> int:
+        overrides = {
+            "rollout.sampler": "transformers",
+            "rollout.group_size": 2,
+            "rollout.initial_samples": 1,
+            "rollout.max_response_tokens": 24,
+            "rollout.max_tool_calls": 1,
+            "optim.train_batch_prompts": 2,
+            "optim.mini_batch_prompts": 2,
+            "optim.lr": 1e-4,
+            "train.steps": steps,
+            "train.eval_every": 2,
+            "train.eval_prompts": 2,
+            "train.eval_at_start": False,
+            "checkpoint.every_steps": 1,
+            "checkpoint.keep_last": 2,
+        }
+        body = {"name": name, "base_model": tiny_base.slug, "dataset": prompts.pk, "tools": [python_tool.pk],
+                "overrides": overrides}  # fmt: skip
+        response = api.post("/api/v1/runs/", body, format="json")
+        assert response.status_code == 201, response.json()
+        assert response.json()["launchable"], response.json()["errors"]
+        return int(response.json()["id"])
+
+    return create
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float, worker: CeleryWorker, what: str) -> Any:
+    """Poll `check` until it is true; fail early with the worker's log when the worker exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        if worker.process.poll() is not None:
+            pytest.fail(f"the worker exited while waiting for {what}:\n{worker.log()[-4000:]}")
+        time.sleep(0.3)
+    pytest.fail(f"no {what} after {timeout_s} s; worker log:\n{worker.log()[-4000:]}")
+
+
+def status_of(run_id: int) -> str:
+    return Run.objects.values_list("status", flat=True).get(pk=run_id)
+
+
+class GroupListener:
+    """Collects what the channel layer delivers to a run's group, in a thread of its own."""
+
+    def __init__(self, run_id: int) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.group = groups.run_group(run_id)
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._listen()), daemon=True)
+
+    async def _listen(self) -> None:
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(self.group, channel)
+        self._ready.set()
+        while not self._stop.is_set():
+            try:
+                message = await asyncio.wait_for(layer.receive(channel), timeout=0.5)
+            except TimeoutError:
+                continue
+            message["received_at"] = time.time()
+            self.messages.append(message)
+        await layer.group_discard(self.group, channel)
+
+    def __enter__(self) -> GroupListener:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+@pytest.fixture
+def listener_for() -> Iterator[Callable[[int], GroupListener]]:
+    started: list[GroupListener] = []
+
+    def make(run_id: int) -> GroupListener:
+        listener = GroupListener(run_id).__enter__()
+        started.append(listener)
+        return listener
+
+    yield make
+    for listener in started:
+        listener.__exit__()
+
+
+def test_a_launched_run_trains_to_succeeded_and_every_event_reaches_the_database_and_the_group(
+    runs_worker: CeleryWorker, api: APIClient, create_run: Callable[..., int], listener_for: Any, media_root: Path
+) -> None:
+    from transformers import AutoModelForCausalLM
+
+    run_id = create_run("proof", steps=2)
+    listener = listener_for(run_id)
+    started = time.monotonic()
+    response = api.post(f"/api/v1/runs/{run_id}/launch/")
+    assert response.status_code == 202, response.json()
+    assert response.json()["status"] == "queued"
+
+    wait_for(lambda: status_of(run_id) in TERMINAL, 240, runs_worker, "end of the run")
+    elapsed = time.monotonic() - started
+    run = Run.objects.get(pk=run_id)
+    assert run.status == "succeeded", (run.status_reason, runs_worker.log()[-3000:])
+    assert run.steps_done == 2
+    assert list(MetricPoint.objects.filter(run=run).values_list("step", flat=True)) == [1, 2]
+    assert "reward/mean" in MetricPoint.objects.get(run=run, step=2).values
+    assert set(RolloutTree.objects.filter(run=run).values_list("step", flat=True)) == {1, 2}
+    assert all(t.data["paths"] for t in RolloutTree.objects.filter(run=run))
+    seqs = list(RunEvent.objects.filter(run=run).values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1)) and run.last_seq == len(seqs)
+    kinds = set(RunEvent.objects.filter(run=run).values_list("kind", flat=True))
+    assert {"metrics", "rollout", "eval", "checkpoint", "log", "phase", "status"} <= kinds
+    lags = [(e.recorded_at - e.emitted_at).total_seconds() for e in RunEvent.objects.filter(run=run)]
+    assert max(lags) < 1.0, sorted(lags)[-5:]
+
+    wait_for(lambda: any(m.get("seq") == run.last_seq for m in listener.messages), 10, runs_worker, "the last event")
+    relayed = sorted(m["seq"] for m in listener.messages if m.get("seq") is not None)
+    assert relayed == seqs  # every event once, in the run's group (no private line was emitted)
+    assert {m["type"] for m in listener.messages} >= {"run.metrics", "run.rollout", "run.checkpoint", "run.status"}
+
+    checkpoint = Checkpoint.objects.get(run=run, step=2)
+    model = AutoModelForCausalLM.from_pretrained(media_root / checkpoint.folder)
+    assert model.config.num_hidden_layers == 2
+    leases = list(RunLease.objects.filter(run=run))
+    assert len(leases) == 1 and leases[0].released_at is not None and leases[0].outcome == "finished"
+    print(
+        f"\nrun {run_id}: launch -> succeeded in {elapsed:.1f} s, {len(seqs)} events, max relay lag {max(lags):.3f} s"
+    )
+
+
+def test_a_cancelled_run_stops_keeps_its_checkpoint_and_the_worker_takes_the_next_run(
+    runs_worker: CeleryWorker, api: APIClient, create_run: Callable[..., int], media_root: Path
+) -> None:
+    long_id = create_run("long", steps=50)
+    next_id = create_run("next", steps=1)
+    assert api.post(f"/api/v1/runs/{long_id}/launch/").status_code == 202
+    assert api.post(f"/api/v1/runs/{next_id}/launch/").status_code == 202
+    state = api.get(f"/api/v1/runs/{next_id}/state/").json()
+    assert state["status"] == "queued" and state["queue_position"] == 2 - (status_of(long_id) != "queued")
+
+    wait_for(lambda: MetricPoint.objects.filter(run_id=long_id).exists(), 180, runs_worker, "a first step")
+    assert status_of(next_id) == "queued"  # one worker, one run at a time: the next one waits
+    response = api.post(f"/api/v1/runs/{long_id}/cancel/")
+    assert response.status_code == 202 and response.json()["status"] == "cancelling"
+
+    wait_for(lambda: status_of(long_id) in TERMINAL, 120, runs_worker, "the cancelled run's end")
+    run = Run.objects.get(pk=long_id)
+    assert run.status == "cancelled", run.status_reason
+    assert 1 <= run.steps_done < 50
+    assert Checkpoint.objects.filter(run=run).exists()
+    kept = Checkpoint.objects.filter(run=run).order_by("-step").first()
+    assert kept is not None and (media_root / kept.folder / "config.json").is_file()
+
+    wait_for(lambda: status_of(next_id) in TERMINAL, 180, runs_worker, "the next run's end")
+    assert status_of(next_id) == "succeeded", Run.objects.get(pk=next_id).status_reason

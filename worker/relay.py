@@ -1,0 +1,231 @@
+"""`run_execute`'s body: lease the run, start or attach to its Ray actor, relay its events to the database
+and the channel layer, pass the cancel flag to it, and end the run when the actor says it ended.
+
+The actor (worker/runner.py) numbers events and keeps them until the relay asks for what comes after
+the last one stored (`Run.last_seq`), so this loop may die at any moment: the next one continues where
+the database says. The actor is detached and named `run-<id>`: a relay that finds it alive attaches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import sys
+import time
+from typing import Any
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+
+def actor_name(run_id: int) -> str:
+    return f"run-{int(run_id)}"
+
+
+def connect_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = settings.RAY_ADDRESS or "local"
+    # Celery replaces stdout/stderr with logging proxies that have no file number; Ray's start-up needs one.
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+    try:
+        ray.init(
+            address=address, namespace=settings.ARPO_RAY_NAMESPACE, log_to_driver=False, logging_level=logging.WARNING
+        )
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def execute(run_id: int, *, task_id: str) -> str:
+    """Run (or go on relaying) one run; returns the lease's outcome."""
+    from webapp.runs import leases
+    from webapp.runs.models import Run
+
+    holder = f"{socket.gethostname()}:{os.getpid()}:{task_id}"[:200]
+    lease = leases.lease_acquire(run_id=run_id, holder=holder, ttl_s=settings.ARPO_RUN_LEASE_S)
+    if lease is None:
+        log.info("run %s: leased by another worker (or gone); nothing to do", run_id)
+        return "skipped"
+    outcome = "error"
+    try:
+        run = Run.objects.get(pk=run_id)
+        if run.is_terminal or run.is_draft:
+            outcome = "nothing to do"
+            return outcome
+        connect_ray()
+        outcome = Relay(run_id, lease).run()
+        return outcome
+    except Exception as exc:
+        from webapp.runs import recording
+
+        log.exception("run %s: the relay failed", run_id)
+        reason = f"The worker could not run it ({type(exc).__name__}: {exc}); resume it to try again."
+        recording.run_status_set(run_id=run_id, status=Run.Status.FAILED, reason=reason[:1000])
+        return outcome
+    finally:
+        leases.lease_release(lease=lease, outcome=outcome)
+
+
+class Relay:
+    def __init__(self, run_id: int, lease: Any) -> None:
+        self.run_id = run_id
+        self.lease = lease
+        self.actor: Any = None
+        self.placed = False
+        self.stop_sent = False
+
+    # --- the actor ---------------------------------------------------------------------------------------
+
+    def _attach(self) -> bool:
+        import ray
+
+        try:
+            self.actor = ray.get_actor(actor_name(self.run_id), namespace=settings.ARPO_RAY_NAMESPACE)
+        except ValueError:
+            return False
+        log.info("run %s: attached to its live actor", self.run_id)
+        return True
+
+    def _start(self, *, resuming: bool) -> None:
+        from webapp.runs import recording
+        from webapp.runs.models import Run
+        from webapp.tools.selectors import tool_secrets_by_name
+        from worker.runner import RunOptions, remote_class
+
+        run = Run.objects.get(pk=self.run_id)
+        secrets = tool_secrets_by_name(tool_ids=list(run.tools.values_list("pk", flat=True)))
+        options = RunOptions(
+            rollout_sample=settings.ARPO_RUN_ROLLOUT_SAMPLE,
+            tree_max_bytes=settings.ARPO_RUN_TREE_MAX_BYTES,
+            no_tool_steps=settings.ARPO_RUN_NO_TOOL_STEPS,
+            threads=settings.ARPO_RUN_THREADS,
+        )
+        actor_class = remote_class(
+            name=actor_name(self.run_id),
+            namespace=settings.ARPO_RAY_NAMESPACE,
+            lifetime="detached",
+            num_cpus=settings.ARPO_RUN_NUM_CPUS,
+            num_gpus=settings.ARPO_RUN_NUM_GPUS,
+            max_restarts=0,
+            runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}},
+        )
+        Run.objects.filter(pk=self.run_id).update(attempts=run.attempts + 1)
+        if resuming:
+            recording.run_status_set(run_id=self.run_id, status=Run.Status.RESUMING)
+        self.actor = actor_class.remote(
+            self.run_id, run.config, first_seq=run.last_seq + 1, secrets=secrets, options=options
+        )
+        self.actor.start.remote()
+        self.placed = False
+        self.stop_sent = False
+
+    def _kill(self) -> None:
+        import ray
+
+        if self.actor is not None:
+            with contextlib.suppress(Exception):  # already gone
+                ray.kill(self.actor, no_restart=True)
+
+    # --- the loop ----------------------------------------------------------------------------------------
+
+    def run(self) -> str:
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        from webapp.runs import leases, recording
+        from webapp.runs.models import Run
+
+        run = Run.objects.get(pk=self.run_id)
+        if not self._attach():
+            self._start(resuming=run.attempts > 0)
+        after = Run.objects.values_list("last_seq", flat=True).get(pk=self.run_id)
+        pending = None
+        next_beat = next_check = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= next_beat:
+                if not leases.lease_heartbeat(lease=self.lease, ttl_s=settings.ARPO_RUN_LEASE_S):
+                    log.warning("run %s: lease lost; another worker relays it now", self.run_id)
+                    return "lost"
+                next_beat = now + settings.ARPO_RUN_HEARTBEAT_S
+            if now >= next_check:
+                stop = self._check_stop()
+                if stop is not None:
+                    return stop
+                next_check = now + 0.5
+            if pending is None:
+                pending = self.actor.poll.remote(after)
+            try:
+                import ray
+
+                reply = ray.get(pending, timeout=1.0)
+            except GetTimeoutError:
+                continue  # not placed yet (queued for resources) or busy: keep waiting on the same call
+            except RayActorError:
+                pending = None
+                outcome = self._actor_gone()
+                if outcome is not None:
+                    return outcome
+                after = Run.objects.values_list("last_seq", flat=True).get(pk=self.run_id)
+                continue
+            pending = None
+            if not self.placed:
+                self.placed = True
+                run = Run.objects.get(pk=self.run_id)
+                if run.status == Run.Status.QUEUED:
+                    recording.run_status_set(run_id=self.run_id, status=Run.Status.STARTING)
+            events = reply["events"]
+            if events:
+                recording.run_events_record(run_id=self.run_id, events=events)
+                after = int(events[-1]["seq"])
+            if reply["done"]:
+                self._kill()
+                return "finished"
+            if not events:
+                time.sleep(settings.ARPO_RUN_POLL_S)
+
+    def _check_stop(self) -> str | None:
+        """Pass a cancel to the actor; an actor still waiting for resources is simply removed."""
+        from webapp.runs import recording
+        from webapp.runs.models import Run
+
+        run = Run.objects.only("stop_requested", "status").get(pk=self.run_id)
+        if run.is_terminal:
+            self._kill()
+            return "finished"
+        if not run.stop_requested or self.stop_sent:
+            return None
+        if not self.placed:
+            self._kill()
+            recording.run_status_set(
+                run_id=self.run_id, status=Run.Status.CANCELLED, reason="Cancelled before it started."
+            )
+            return "finished"
+        self.actor.request_stop.remote()
+        self.stop_sent = True
+        return None
+
+    def _actor_gone(self) -> str | None:
+        """The actor died (its process was killed, its node lost): resume from the last checkpoint, a few times."""
+        from webapp.runs import recording
+        from webapp.runs.models import Run
+
+        run = Run.objects.get(pk=self.run_id)
+        if run.stop_requested:
+            recording.run_status_set(run_id=self.run_id, status=Run.Status.CANCELLED,
+                                     reason="Cancelled; the last checkpoint is kept.")  # fmt: skip
+            return "finished"
+        if run.attempts > settings.ARPO_RUN_MAX_RESTARTS:
+            recording.run_status_set(
+                run_id=self.run_id, status=Run.Status.FAILED,
+                reason=f"The run's process died {run.attempts} times; see the log, then resume it.",
+            )  # fmt: skip
+            return "finished"
+        log.warning("run %s: its actor is gone; resuming from the last checkpoint", self.run_id)
+        self._start(resuming=True)
+        return None
