@@ -79,3 +79,34 @@ class ErrorSerializer(serializers.Serializer):  # type: ignore[type-arg]
     message = serializers.CharField()
     code = serializers.CharField()
     fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+_COMMON_ERRORS = {
+    "400": "Invalid input: a query parameter or filter value is not accepted.",
+    "401": "Not signed in, or the token is unknown, revoked or expired.",
+    "404": "No such page of results (past the last one).",
+}
+
+
+def document_common_errors(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: the errors any view can answer, documented on every operation.
+
+    401 wherever a token is required, 404 for a `page` past the end of a paginated list, and 400 where
+    query parameters (filters, pagination) are validated. Responses a view documents itself are kept.
+    """
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            query = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"}
+            wanted = []
+            security = operation.get("security") or [{}]
+            if {} not in security:
+                wanted.append("401")
+            if "page" in query:
+                wanted.append("404")
+            if query:
+                wanted.append("400")
+            for status_code in wanted:
+                responses.setdefault(status_code, {"content": error, "description": _COMMON_ERRORS[status_code]})
+    return result

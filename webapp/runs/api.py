@@ -40,8 +40,8 @@ class RunSerializer(serializers.ModelSerializer):
     base_model = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     tools = serializers.SerializerMethodField(help_text="Tool ids, in the order the config lists them.")
     owner = serializers.CharField(source="owner_label", read_only=True)
-    team = serializers.SlugRelatedField(source="owner_team", slug_field="slug", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    team = serializers.SlugRelatedField(source="owner_team", slug_field="slug", read_only=True, allow_null=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     overrides = serializers.DictField(help_text="What the user set over the preset (nested config keys).")
     config = serializers.DictField(help_text="The resolved config the engine gets (as config.yaml exports).")
     errors = serializers.DictField(
