@@ -7,6 +7,10 @@
 // First the history after `after`, in seq order, then {"type": "history.end", "seq": <newest seq sent>,
 // "data": {}}, then live events as they happen. A non-owner may see gaps in seq (private events such
 // as tracebacks are not sent to them); a gap is never a reason to resync.
+// A status the worker decides itself (starting, resuming, failed when the actor is gone) has no event
+// row and comes with "seq": null: it is shown, never deduplicated, and does not move the resume point.
+// A replayed run.rollout may carry only a summary ({prompt_index, reward_mean, truncated}); the page
+// then fetches the whole tree when someone opens it (see tree/record.ts).
 // Refusals close the socket with 4401 (not signed in), 4403 (origin or permission refused) or 4404
 // (no such run, or not visible to this user): the client does not retry those.
 
@@ -24,7 +28,8 @@ export const EVENT_TYPES = [
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export interface RunMessage<D = Record<string, unknown>> {
-  seq: number;
+  /** null only for out-of-band status messages (no event row behind them). */
+  seq: number | null;
   type: EventType;
   step?: number | null;
   data: D;
@@ -73,8 +78,7 @@ export function isRunMessage(value: unknown): value is RunMessage {
   if (typeof value !== "object" || value === null) return false;
   const v = value as Record<string, unknown>;
   return (
-    typeof v.seq === "number" &&
-    Number.isFinite(v.seq) &&
+    ((typeof v.seq === "number" && Number.isFinite(v.seq)) || (v.seq === null && v.type === "run.status")) &&
     typeof v.type === "string" &&
     (EVENT_TYPES as readonly string[]).includes(v.type) &&
     typeof v.data === "object" &&

@@ -115,6 +115,16 @@ describe("RunSocket", () => {
     expect(sockets).toHaveLength(1);
   });
 
+  it("shows an out-of-band status (seq null) without moving the resume point", () => {
+    const { client, seen, last } = setup();
+    last().open();
+    last().deliver(metrics(3));
+    last().deliver({ seq: null, type: "run.status", data: { status: "resuming" } });
+    last().deliver({ seq: null, type: "run.metrics", data: {} });
+    expect(seen.map((m) => m.type)).toEqual(["run.metrics", "run.status"]);
+    expect(client.lastSeq).toBe(3);
+  });
+
   it("ignores frames that are not JSON or not run messages", () => {
     const { seen, last } = setup();
     last().open();

@@ -146,6 +146,10 @@ export class RunSocket {
       return;
     }
     if (!isRunMessage(message)) return;
+    if (message.seq === null) {
+      this.dispatch(message);
+      return;
+    }
     if (message.type === "history.end") {
       this.lastSeq = Math.max(this.lastSeq, message.seq);
       this.setState({ ...this.info, live: true });
