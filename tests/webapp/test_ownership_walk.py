@@ -32,6 +32,7 @@ from tests.webapp import factories as make
 from tests.webapp.conftest import PASSWORD
 from webapp.accounts.models import ApiToken, Invitation, Team
 from webapp.datasets.models import Dataset
+from webapp.runs import lifecycle
 from webapp.runs.models import Run
 from webapp.runs.services import export_yaml
 from webapp.tools.forms import ToolForm
@@ -90,6 +91,16 @@ class World:
             variant,
             lambda n: make.run(self.alice, team=self.team_of(variant), name=n, data=self.dataset(variant)),
         )
+
+    def launched(self, variant: str) -> Run:
+        """A run launched through the lifecycle service (queued; the task is sent only on a real commit)."""
+        return self._once("launched", variant, lambda n: lifecycle.run_launch(user=self.alice, run=self.run(variant)))  # type: ignore[no-any-return]
+
+    def cancelled(self, variant: str) -> Run:
+        """A run launched, then cancelled before it started."""
+        return self._once(
+            "cancelled", variant, lambda n: lifecycle.run_cancel(user=self.alice, run=self.launched(variant))
+        )  # type: ignore[no-any-return]
 
     def token(self) -> ApiToken:
         return self._once("token", "personal", lambda n: make.token(self.alice, name=n)[0])  # type: ignore[no-any-return]
@@ -180,7 +191,7 @@ def _try_args(w: World, variant: str, user: User | None) -> dict[str, Any]:
 
 
 def _own_dataset(w: World, variant: str, user: User | None) -> dict[str, Any]:
-    assert user is not None
+    user = user or w.alice  # anonymous is refused before the body is read
     return {
         "name": make.unique("api_run"),
         "preset": "arpo_paper",
@@ -190,7 +201,7 @@ def _own_dataset(w: World, variant: str, user: User | None) -> dict[str, Any]:
 
 
 def _own_yaml(w: World, variant: str, user: User | None) -> dict[str, Any]:
-    assert user is not None
+    user = user or w.alice
     return {"yaml": export_yaml(make.run(user)), "name": make.unique("imported")}
 
 
@@ -352,6 +363,14 @@ ROUTES: dict[str, Entry] = {
     "api-run": _object("run", Call("PATCH", 200, lambda w, v, u: {"name": "renamed"}, "json"), Call("DELETE", 204)),
     "api-run-clone": Entry("object", (POST_ONLY, Call("POST", 201, lambda w, v, u: {}, "json")), _pk("run")),
     "api-run-config-yaml": _object("run"),
+    "api-run-launch": Entry("object", (POST_ONLY, Call("POST", 202)), _pk("run")),
+    "api-run-cancel": Entry("object", (POST_ONLY, Call("POST", 202)), _pk("launched")),
+    "api-run-resume": Entry("object", (POST_ONLY, Call("POST", 202)), _pk("cancelled")),
+    "api-run-state": _object("run"),
+    "api-run-events": _object("run"),
+    "api-run-metrics": _object("run"),
+    "api-run-rollouts": _object("run"),
+    "api-run-checkpoints": _object("run"),
     "api-base-models": Entry("signed_in", (GET200,)),
     "api-presets": Entry("signed_in", (GET200,)),
     "api-config-schema": Entry("signed_in", (GET200,)),
