@@ -9,14 +9,17 @@ sandbox; this tool really isolates it. Each call gets:
 - a fresh size-capped tmpfs at /scratch as cwd, HOME and TMPDIR, gone when the call ends;
 - rlimits (address space, CPU seconds, processes, file size, open files, no core dumps) set by
   `prlimit`, then `setpriv` drops to an unprivileged uid with no capabilities and no_new_privs;
+- its own cgroup capping the memory and the number of processes of the whole call (`sandbox_limits`);
+- a seccomp filter against namespaces, mounts, the keyring, ptrace, bpf, perf events, userfaultfd,
+  module loading and kexec (`seccomp`), so what the sandbox keeps out stays out;
+- a host-wide cap on sandboxes running at once: a burst of calls queues (`sandbox_limits.HOST_SLOTS`);
 - a wall-clock timeout and an output byte cap enforced here, both killing the whole pid namespace.
 
 Why no user namespace: root inside one maps to host root, and root is exempt from RLIMIT_NPROC, so a
 fork bomb would not be stopped. Why a uid per concurrent call: RLIMIT_NPROC counts every process of
 a uid on the host, so sandboxes sharing one uid would eat each other's process budget. Why the
-interpreter is pid 1 (`--as-pid-1`): see `_NamespaceHandle`. Not limited: total memory across the
-sandbox's processes (RLIMIT_AS is per process; a cgroup would be needed), and /dev/shm is read-only,
-so `multiprocessing` locks are unavailable.
+interpreter is pid 1 (`--as-pid-1`): see `_NamespaceHandle`. /dev/shm is read-only, so
+`multiprocessing` locks are unavailable.
 
 Every failure comes back as a `ToolResult` with `error` set; `run` never raises. How a run is reported
 (and the limits' options) lives in `sandbox_report`.
@@ -25,6 +28,7 @@ Every failure comes back as a `ToolResult` with `error` set; `run` never raises.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import queue
@@ -38,7 +42,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from arpo_engine.tools import seccomp
 from arpo_engine.tools.base import ToolResult, function_schema
+from arpo_engine.tools.sandbox_limits import CGROUPS, FALLBACK_MAX_PROCESSES, HOST_SLOTS, CallGroup
 from arpo_engine.tools.sandbox_report import SandboxLimits, SandboxRun, observe
 
 __all__ = ["PythonTool", "SandboxLimits", "SandboxRun", "check_sandbox_prerequisites", "run_sandboxed"]
@@ -180,32 +186,82 @@ def _argument_problem(code: Any) -> str | None:
 
 def run_sandboxed(code: str, limits: SandboxLimits) -> SandboxRun:
     """Run `code` under /usr/bin/python3 in a new sandbox and collect its capped output."""
-    with _UIDS.lease() as uid:
-        info_read, info_write = os.pipe()
-        started = time.monotonic()
+    with HOST_SLOTS.hold(), _UIDS.lease() as uid:
+        # +2: bwrap and its child outside the uid's count; RLIMIT_NPROC stays the binding per-uid cap
+        group = CGROUPS.create(memory_mb=limits.total_memory_mb, max_processes=limits.max_processes + 2)
         try:
-            proc = subprocess.Popen(
-                sandbox_argv(code, limits, uid=uid, info_fd=info_write),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=(info_write,),
-                start_new_session=True,
-                env={"PATH": "/usr/bin:/bin"},
-            )
-        except BaseException:
-            os.close(info_read)
+            run = _run_in(group, code, limits, uid)
+            if group is None:
+                return run
+            report = group.report()  # the namespace is gone: every process of the call has been counted
+            return dataclasses.replace(run, oom_kills=report.oom_kills, peak_memory_mb=report.peak_memory_mb)
+        finally:
+            if group is not None:
+                group.remove()
+
+
+def _run_in(group: CallGroup | None, code: str, limits: SandboxLimits, uid: int) -> SandboxRun:
+    info_read, info_write = os.pipe()
+    # bwrap's sandbox child waits on this pipe until it is in the call's cgroup (see below)
+    block_read, block_write = os.pipe()
+    filter_read = seccomp.filter_fd()
+    fds = (info_write, block_read) if filter_read is None else (info_write, block_read, filter_read)
+    argv = sandbox_argv(
+        code, limits, uid=uid, info_fd=info_write, seccomp_fd=filter_read, cgroup=group is not None,
+        block_fd=block_read,
+    )  # fmt: skip
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=fds,
+            start_new_session=True,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+    except BaseException:
+        os.close(info_read)
+        os.close(block_write)
+        raise
+    finally:
+        for fd in fds:
+            os.close(fd)
+    with proc, _NamespaceHandle(proc, info_read) as namespace:
+        try:
+            if group is not None and namespace.child_pid is not None:
+                # bwrap and its child, blocked before running anything of the sandbox's, join the call's
+                # cgroup; everything the sandbox starts is born inside. (Cheaper than a joining shell.)
+                group.join([proc.pid, namespace.child_pid])
+        except OSError:
+            namespace.kill()  # never let it run outside its cgroup
             raise
         finally:
-            os.close(info_write)
-        with proc, _NamespaceHandle(proc, info_read) as namespace:
-            return _collect(proc, namespace, limits, started)
+            with suppress(OSError):
+                os.write(block_write, b"x")
+            os.close(block_write)
+        return _collect(proc, namespace, limits, started)
 
 
-def sandbox_argv(code: str, limits: SandboxLimits, *, uid: int, info_fd: int) -> list[str]:
-    """bwrap -> prlimit -> setpriv -> python3; see the module docstring for why each step."""
+def sandbox_argv(
+    code: str,
+    limits: SandboxLimits,
+    *,
+    uid: int,
+    info_fd: int,
+    seccomp_fd: int | None = None,
+    cgroup: bool = True,
+    block_fd: int | None = None,
+) -> list[str]:
+    """bwrap -> prlimit -> setpriv -> python3; see the module docstring for why each step.
+
+    Without a cgroup (`cgroup=False`) nothing caps the call's total memory, so the process cap
+    tightens to FALLBACK_MAX_PROCESSES (`sandbox_limits`).
+    """
     scratch_bytes = limits.scratch_mb * 1024 * 1024
     memory_bytes = limits.memory_mb * 1024 * 1024
+    processes = limits.max_processes if cgroup else min(limits.max_processes, FALLBACK_MAX_PROCESSES)
     return [
         BWRAP,
         *_root_filesystem(),
@@ -222,11 +278,13 @@ def sandbox_argv(code: str, limits: SandboxLimits, *, uid: int, info_fd: int) ->
         "--setenv", "TMPDIR", SCRATCH,
         "--setenv", "LANG", "C.UTF-8",
         "--info-fd", str(info_fd),
+        *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
+        *(["--block-fd", str(block_fd)] if block_fd is not None else []),
         PRLIMIT,
         f"--as={memory_bytes}",
         # Soft = hard: pid 1 ignores SIGXCPU, so the limit must be the kernel's SIGKILL.
         f"--cpu={limits.cpu_seconds}",
-        f"--nproc={limits.max_processes}",
+        f"--nproc={processes}",
         f"--fsize={scratch_bytes}",
         f"--nofile={limits.max_open_files}",
         "--core=0",
@@ -288,6 +346,7 @@ class _NamespaceHandle:
         self._proc = proc
         child = _read_child_pid(info_read)
         self._pidfd = _open_child_pidfd(child, proc.pid) if child is not None else None
+        self.child_pid = child if self._pidfd is not None else None
 
     def __enter__(self) -> _NamespaceHandle:
         return self

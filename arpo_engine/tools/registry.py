@@ -156,7 +156,7 @@ def _schema(config: ToolConfig) -> dict[str, Any] | None:
 def _python_tool(config: ToolConfig) -> Tool:
     options = read_options(
         config,
-        {"timeout_s": float, "cpu_s": float, "memory_mb": int, "max_processes": int,
+        {"timeout_s": float, "cpu_s": float, "memory_mb": int, "total_memory_mb": int, "max_processes": int,
          "max_output_bytes": int, "scratch_mb": int, "max_open_files": int},
     )  # fmt: skip
     try:

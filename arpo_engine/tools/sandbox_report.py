@@ -24,8 +24,10 @@ class SandboxLimits:
     """CPU seconds per process (RLIMIT_CPU); defaults to `timeout_s`."""
     memory_mb: int = 512
     """Address space per process (RLIMIT_AS), in MiB."""
+    total_memory_mb: int = 1024
+    """Memory of all the call's processes together (its cgroup, no swap beyond it), in MiB."""
     max_processes: int = 32
-    """Processes and threads the sandbox uid may have at once (RLIMIT_NPROC)."""
+    """Processes and threads the call may have at once (its cgroup's pids.max and the uid's RLIMIT_NPROC)."""
     max_output_bytes: int = 16_384
     """stdout + stderr bytes read before the sandbox is killed and the output cut."""
     scratch_mb: int = 64
@@ -34,7 +36,7 @@ class SandboxLimits:
     """Open file descriptors per process (RLIMIT_NOFILE)."""
 
     def __post_init__(self) -> None:
-        for name in ("timeout_s", "memory_mb", "max_processes", "max_output_bytes", "scratch_mb"):
+        for name in ("timeout_s", "memory_mb", "total_memory_mb", "max_processes", "max_output_bytes", "scratch_mb"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"python tool option {name} must be positive, got {getattr(self, name)!r}")
         if self.cpu_s is not None and self.cpu_s <= 0:
@@ -57,6 +59,10 @@ class SandboxRun:
     timed_out: bool
     output_exceeded: bool
     elapsed_s: float
+    oom_kills: int = 0
+    """Processes the kernel killed because the call's processes together exceeded `total_memory_mb`."""
+    peak_memory_mb: float | None = None
+    """Peak memory of the call's cgroup; None without one."""
 
 
 _SANDBOX_SETUP_PREFIXES = (b"bwrap:", b"prlimit:", b"setpriv:")
@@ -67,6 +73,8 @@ def classify(run: SandboxRun, limits: SandboxLimits) -> str | None:
     """The machine-readable error of a run, or None when it succeeded."""
     if run.timed_out:
         return "timeout"
+    if run.oom_kills:  # contained, even when the program itself survived the loss of a child
+        return "memory_total"
     if run.exit_code == 0:
         return None
     # Tracebacks name the limit that was hit better than the exit code can.
@@ -101,6 +109,10 @@ def _note(error: str | None, run: SandboxRun, limits: SandboxLimits) -> str:
         "timeout": f"[killed: still running after {limits.timeout_s:g} s]",
         "process_limit": f"[error: process limit reached, at most {limits.max_processes} processes]",
         "memory": f"[error: out of memory, the limit is {limits.memory_mb} MB]",
+        "memory_total": (
+            f"[killed: the call's processes together went over {limits.total_memory_mb} MB; the kernel killed "
+            f"{run.oom_kills} of them]"
+        ),
         "output_limit": f"[killed: output exceeded {limits.max_output_bytes} bytes, cut here]",
         "sandbox": "[error: the sandbox failed to start]",
         "crash": f"[crashed: {_signal_name(code - _SIGNAL_EXIT_BASE)}]",
@@ -131,5 +143,7 @@ def observe(run: SandboxRun, limits: SandboxLimits, *, latency_ms: float) -> Too
         "elapsed_s": round(run.elapsed_s, 4),
         "stdout_bytes": len(run.stdout),
         "stderr_bytes": len(run.stderr),
+        "oom_kills": run.oom_kills,
+        "peak_memory_mb": round(run.peak_memory_mb, 1) if run.peak_memory_mb is not None else None,
     }
     return ToolResult(output=output, error=error, latency_ms=latency_ms, truncated=truncated, details=details)
