@@ -37,7 +37,7 @@ PRESETS = {"arpo": "arpo_paper", "grpo": "grpo_baseline"}
 CURVE_KEYS = (
     "reward/mean", "accuracy", "tools/calls_per_traj", "tools/calls_total", "rollout/tokens_generated",
     "rollout/paths", "branch/forks", "time/step_s", "time/rollout_s", "time/update_s", "time/sync_s",
-    "eval/accuracy", "eval/tool_calls_per_traj",
+    "eval/accuracy", "eval/tool_calls_per_traj", "format/ok_frac", "eval/format_ok", "entropy/token_mean",
 )
 
 
@@ -97,6 +97,7 @@ def summarise(history: list[dict[str, float]]) -> dict[str, float]:
     final = [h for h in steps if "eval/accuracy" in h]
     return {
         "heldout_accuracy": final[-1]["eval/accuracy"] if final else float("nan"),
+        "heldout_format_ok": final[-1].get("eval/format_ok", float("nan")) if final else float("nan"),
         "heldout_calls_per_traj": final[-1].get("eval/tool_calls_per_traj", float("nan")) if final else float("nan"),
         "train_reward_first": steps[0]["reward/mean"] if steps else float("nan"),
         "train_reward_last": steps[-1]["reward/mean"] if steps else float("nan"),
@@ -145,15 +146,24 @@ def plot(results: dict[str, Any], out: Path) -> None:
 
 
 def report(results: dict[str, Any]) -> str:
+    def pct(value: float) -> str:
+        return f"{100 * value:.1f} %" if value == value else "–"  # NaN: not measured
+
+    base, sft = results["base"], results["sft"]
     lines = [
-        f"| model | held-out accuracy ({results['eval_prompts']} prompts) | tool calls / answer |",
-        "|---|---|---|",
-        f"| base SmolLM2-135M-Instruct | {100 * results['base']['eval/accuracy']:.1f} % | {results['base']['eval/tool_calls_per_traj']:.2f} |",
-        f"| after SFT cold start | {100 * results['sft']['eval/accuracy']:.1f} % | {results['sft']['eval/tool_calls_per_traj']:.2f} |",
+        f"| model | answer accuracy ({results['eval_prompts']} prompts) | format valid | tool calls / answer |",
+        "|---|---|---|---|",
+        f"| base SmolLM2-135M-Instruct | {pct(base['eval/accuracy'])} | {pct(base.get('eval/format_ok', float('nan')))} "
+        f"| {base['eval/tool_calls_per_traj']:.2f} |",
+        f"| after SFT cold start | {pct(sft['eval/accuracy'])} | {pct(sft.get('eval/format_ok', float('nan')))} "
+        f"| {sft['eval/tool_calls_per_traj']:.2f} |",
     ]
     for name, run in results["runs"].items():
         s = run["summary"]
-        lines.append(f"| after RL: {name} | {100 * s['heldout_accuracy']:.1f} % | {s['heldout_calls_per_traj']:.2f} |")
+        lines.append(
+            f"| after RL: {name} | {pct(s['heldout_accuracy'])} | {pct(s.get('heldout_format_ok', float('nan')))} "
+            f"| {s['heldout_calls_per_traj']:.2f} |"
+        )
     lines += [
         "",
         "| run | train reward step 1 → last | tool calls / step | generated tokens / step | paths / step | step s | rollout s | update s | run wall s |",
