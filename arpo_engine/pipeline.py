@@ -337,7 +337,7 @@ def _make_policy_sampler(config: RunConfig, model_path: Path) -> tuple[Any, Call
     from arpo_engine.rollout.factory import make_sampler
 
     model_cfg = _with_model_path(config, model_path)
-    sampler = make_sampler(model_cfg.model, model_cfg.rollout, seed=config.seed)
+    sampler = make_sampler(model_cfg.model, model_cfg.rollout, seed=config.seed, device=config.optim.device)
     if hasattr(sampler, "model"):
         return sampler, lambda model: 0  # the learner trains the sampler's own model object
 

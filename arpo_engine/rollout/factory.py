@@ -12,8 +12,14 @@ if TYPE_CHECKING:  # both implement the Sampler protocol; the union also exposes
     from arpo_engine.rollout.vllm_sampler import VLLMSampler
 
 
-def make_sampler(model: ModelConfig, rollout: RolloutConfig, *, seed: int) -> TransformersSampler | VLLMSampler:
-    """The sampler named by `rollout.sampler`, on the model `model.path` resolves to."""
+def make_sampler(
+    model: ModelConfig, rollout: RolloutConfig, *, seed: int, device: str = "auto"
+) -> TransformersSampler | VLLMSampler:
+    """The sampler named by `rollout.sampler`, on the model `model.path` resolves to.
+
+    `device` places the transformers sampler (the learner's device, since the learner trains its model);
+    vLLM in this process takes the first visible GPU, or the CPU with the CPU build.
+    """
     path = resolve_model_path(model.path)
     if rollout.sampler == "vllm":
         from arpo_engine.rollout.vllm_sampler import VLLMSampler
@@ -30,5 +36,9 @@ def make_sampler(model: ModelConfig, rollout: RolloutConfig, *, seed: int) -> Tr
     if rollout.sampler == "transformers":
         from arpo_engine.rollout.hf_sampler import TransformersSampler
 
-        return TransformersSampler(path, dtype=model.dtype, max_model_len=model.max_model_len, seed=seed)
+        from arpo_engine.device import resolve_device
+
+        return TransformersSampler(
+            path, dtype=model.dtype, max_model_len=model.max_model_len, seed=seed, device=resolve_device(device)
+        )
     raise ValueError(f"unknown rollout.sampler {rollout.sampler!r} (known: vllm, transformers)")
