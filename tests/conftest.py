@@ -41,3 +41,21 @@ def _cuda_available() -> bool:
     except ImportError:
         return False
     return bool(torch.cuda.is_available())
+
+
+@pytest.fixture(autouse=True)
+def _base_model_catalogue(request: pytest.FixtureRequest) -> None:
+    """Transactional tests flush the database, and with it the base models a data migration seeded:
+    put them back for every test that uses the database, so test order never matters."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = marker is not None and (marker.kwargs.get("transaction") or marker.kwargs.get("serialized_rollback"))
+    if not transactional and not {"transactional_db", "live_server"} & set(request.fixturenames):
+        return
+    request.getfixturevalue("transactional_db")
+    import importlib
+
+    from webapp.runs.models import BaseModel
+
+    seed = importlib.import_module("webapp.runs.migrations.0002_seed_base_models").SEED
+    for row in seed:
+        BaseModel.objects.update_or_create(slug=row["slug"], defaults=row)

@@ -21,9 +21,9 @@ DEMO = ROOT / "var" / "demo"
 
 pytestmark = [
     pytest.mark.skipif(not (DEMO / "manifest.json").is_file(), reason="`make demo-data` writes var/demo"),
-    # Dataset files move into place on commit and the run reads them, so real commits are needed; the
-    # base-model catalogue comes from a data migration, which the flush between such tests would empty.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    # Dataset files move into place on commit and the run reads them, so real commits are needed (the
+    # base-model catalogue that a flush empties is put back by tests/conftest.py).
+    pytest.mark.django_db(transaction=True),
 ]
 
 
