@@ -219,7 +219,7 @@ describe("RunSocket", () => {
     client.on("run.metrics", () => {
       throw new Error("broken chart");
     });
-    client.on("run.metrics", (m) => got.push(m.seq));
+    client.on("run.metrics", (m) => got.push(m.seq!));
     last().open();
     last().deliver(metrics(1));
     console.error = quiet;
@@ -229,7 +229,7 @@ describe("RunSocket", () => {
   it("unsubscribes", () => {
     const { client, last } = setup();
     const got: number[] = [];
-    const off = client.on("run.metrics", (m) => got.push(m.seq));
+    const off = client.on("run.metrics", (m) => got.push(m.seq!));
     last().open();
     last().deliver(metrics(1));
     off();

@@ -1,0 +1,35 @@
+import { describe, expect, it } from "vitest";
+
+import { chartColumns } from "./chartData";
+
+const points = (n: number, f: (i: number) => number) => ({
+  steps: Array.from({ length: n }, (_, i) => i),
+  values: Array.from({ length: n }, (_, i) => f(i)),
+});
+
+describe("chartColumns", () => {
+  it("passes raw aligned data through without smoothing", () => {
+    const out = chartColumns([{ steps: [1, 2], values: [3, 4] }], { smoothing: 0, log: false, maxPoints: 100 });
+    expect(out.data).toEqual([[1, 2], [3, 4]]);
+    expect(out.drawn).toEqual([{ source: 0, raw: false }]);
+  });
+
+  it("draws a faint raw line before each smoothed one", () => {
+    const out = chartColumns([points(3, (i) => i), points(3, () => 1)], { smoothing: 0.5, log: false, maxPoints: 100 });
+    expect(out.drawn.map((d) => `${d.source}${d.raw ? "r" : "s"}`)).toEqual(["0r", "0s", "1r", "1s"]);
+    expect(out.data[4]).toEqual([1, 1, 1]);
+  });
+
+  it("thins 2,000+ steps to about maxPoints rows per series", () => {
+    const out = chartColumns([points(5000, (i) => Math.sin(i / 30))], { smoothing: 0.9, log: false, maxPoints: 500 });
+    expect(out.rows).toBe(5000);
+    expect(out.data[0].length).toBeLessThanOrEqual(1000);
+    expect(out.data[0].length).toBeGreaterThanOrEqual(500);
+  });
+
+  it("makes values log-safe and counts what the smoothed lines lost", () => {
+    const out = chartColumns([{ steps: [1, 2, 3], values: [1, 0, 10] }], { smoothing: 0, log: true, maxPoints: 100 });
+    expect(out.data[1]).toEqual([1, null, 10]);
+    expect(out.droppedForLog).toBe(1);
+  });
+});
