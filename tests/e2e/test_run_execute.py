@@ -227,3 +227,48 @@ def test_a_cancelled_run_stops_keeps_its_checkpoint_and_the_worker_takes_the_nex
 
     wait_for(lambda: status_of(next_id) in TERMINAL, 180, runs_worker, "the next run's end")
     assert status_of(next_id) == "succeeded", Run.objects.get(pk=next_id).status_reason
+
+
+def test_a_run_whose_dataset_file_is_gone_fails_with_a_reason_and_only_its_owner_sees_the_traceback(
+    transactional_db: None, alice: User, tiny_base: BaseModel, ray_head: Any, settings: Any, tmp_path: Path
+) -> None:
+    from tests.worker.fixtures import _stop, start_worker
+    from webapp.accounts.models import Membership, Team
+    from webapp.datasets.models import Dataset
+
+    bob = User.objects.create_user("bob", "bob@example.com", "correct-horse-battery-9")
+    lab = Team.objects.create(name="Lab", slug="lab")
+    Membership.objects.create(team=lab, user=alice, role=Membership.Role.OWNER)
+    Membership.objects.create(team=lab, user=bob, role=Membership.Role.MEMBER)
+    prompts: Dataset = make_prompts(alice, team=lab, rows=8)
+    tool = tool_create(user=alice, team=lab, name="python", kind="python")
+    clients = {}
+    for user in (alice, bob):
+        clients[user.username] = APIClient()
+        _, token = ApiToken.objects.create(user=user, name="test", expiry=None)
+        clients[user.username].credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    body = {"name": "doomed", "base_model": tiny_base.slug, "dataset": prompts.pk, "tools": [tool.pk], "team": "lab",
+            "overrides": {"rollout.sampler": "transformers", "rollout.group_size": 2, "rollout.initial_samples": 1,
+                          "train.steps": 1}}  # fmt: skip
+    run_id = clients["alice"].post("/api/v1/runs/", body, format="json").json()["id"]
+    assert clients["alice"].post(f"/api/v1/runs/{run_id}/launch/").status_code == 202
+    train_file = prompts.train_path()
+    assert train_file is not None
+    train_file.unlink()  # gone after the launch's check, before any worker picks the run up
+
+    extra = {**ray_head.env, "ARPO_RUN_NUM_CPUS": "0"}
+    worker = start_worker("runs", settings, tmp_path / "runs-worker.log", extra, purge=False)
+    try:
+        wait_for(lambda: status_of(run_id) in TERMINAL, 180, worker, "the run's end")
+    finally:
+        _stop(worker.process)
+    run = Run.objects.get(pk=run_id)
+    assert run.status == "failed"
+    assert "A file the run needs is gone" in run.status_reason and "upload the dataset again" in run.status_reason
+    assert str(settings.MEDIA_ROOT) not in run.status_reason  # no server path in what people read
+    owner_view = clients["alice"].get(f"/api/v1/runs/{run_id}/events/").json()
+    teammate_view = clients["bob"].get(f"/api/v1/runs/{run_id}/events/").json()
+    tracebacks = [e for e in owner_view if e["private"]]
+    assert tracebacks and "Traceback (most recent call last)" in tracebacks[0]["data"]["line"]
+    assert not [e for e in teammate_view if e["private"]]
+    assert {e["seq"] for e in teammate_view} == {e["seq"] for e in owner_view} - {e["seq"] for e in tracebacks}

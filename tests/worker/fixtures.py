@@ -56,9 +56,16 @@ def _purge(queue: str) -> None:
         conn.default_channel.queue_purge(queue)
 
 
-def start_worker(queue: str, settings: Any, log_path: Path, extra_env: dict[str, str] | None = None) -> CeleryWorker:
-    """A `celery worker -Q <queue> -P solo` process for this test's database; ready when this returns."""
-    _purge(queue)  # messages left by an earlier, interrupted test run would point at rows that are gone
+def start_worker(
+    queue: str, settings: Any, log_path: Path, extra_env: dict[str, str] | None = None, *, purge: bool = True
+) -> CeleryWorker:
+    """A `celery worker -Q <queue> -P solo` process for this test's database; ready when this returns.
+
+    `purge`: drop the queue's messages first (left by an earlier, interrupted test run, they would point
+    at rows that are gone); a test that queued its own messages before starting the worker says False.
+    """
+    if purge:
+        _purge(queue)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "webapp.settings.test",
