@@ -337,7 +337,12 @@ def _make_policy_sampler(config: RunConfig, model_path: Path) -> tuple[Any, Call
     from arpo_engine.rollout.factory import make_sampler
 
     model_cfg = _with_model_path(config, model_path)
-    sampler = make_sampler(model_cfg.model, model_cfg.rollout, seed=config.seed, device=config.optim.device)
+    from arpo_engine.memory import kv_cache_bytes
+
+    kv = kv_cache_bytes(model_cfg)  # sized to this run's paths, not a fixed share of the machine
+    sampler = make_sampler(
+        model_cfg.model, model_cfg.rollout, seed=config.seed, device=config.optim.device, kv_cache_bytes=kv
+    )
     if hasattr(sampler, "model"):
         return sampler, lambda model: 0  # the learner trains the sampler's own model object
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # both implement the Sampler protocol; the union also exposes
 
 
 def make_sampler(
-    model: ModelConfig, rollout: RolloutConfig, *, seed: int, device: str = "auto"
+    model: ModelConfig, rollout: RolloutConfig, *, seed: int, device: str = "auto", kv_cache_bytes: int | None = None
 ) -> TransformersSampler | VLLMSampler:
     """The sampler named by `rollout.sampler`, on the model `model.path` resolves to.
 
@@ -32,11 +32,11 @@ def make_sampler(
             enable_prefix_caching=rollout.enable_prefix_caching,
             entropy_top_k=rollout.entropy_top_k,
             seed=seed,
+            kv_cache_bytes=kv_cache_bytes,
         )
     if rollout.sampler == "transformers":
-        from arpo_engine.rollout.hf_sampler import TransformersSampler
-
         from arpo_engine.device import resolve_device
+        from arpo_engine.rollout.hf_sampler import TransformersSampler
 
         return TransformersSampler(
             path, dtype=model.dtype, max_model_len=model.max_model_len, seed=seed, device=resolve_device(device)

@@ -54,7 +54,10 @@ class VLLMSampler:
         entropy_top_k: int = 10,
         seed: int = 0,
         enforce_eager: bool | None = None,
+        kv_cache_bytes: int | None = None,
     ) -> None:
+        """`kv_cache_bytes` sizes the KV cache for the run (arpo_engine.memory.kv_cache_bytes); without it
+        the cache takes `memory_fraction` of GPU memory, or of RAM on the CPU build."""
         if entropy_top_k < 1:
             raise ValueError("entropy_top_k must be at least 1")
         # Must be set before the engine starts; in-process is what makes update_weights cheap.
@@ -65,8 +68,11 @@ class VLLMSampler:
 
         on_cpu = current_platform.is_cpu()
         engine_args: dict[str, Any] = {"gpu_memory_utilization": memory_fraction}
-        if on_cpu:
+        if kv_cache_bytes is not None:
+            engine_args["kv_cache_memory_bytes"] = kv_cache_bytes
+        elif on_cpu:
             engine_args["kv_cache_memory_bytes"] = _cpu_kv_cache_bytes(Path(model_path), memory_fraction)
+        if on_cpu:
             # The CPU default is 128-token blocks: every continuation after a tool result would
             # recompute up to 127 cached tokens. 32 is the smallest block the CPU kernels take.
             engine_args["block_size"] = 32
