@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import views, views_execution
 
 app_name = "runs"
 urlpatterns = [
@@ -14,4 +14,7 @@ urlpatterns = [
     path("<int:pk>/config.yaml", views.run_export, name="export"),
     path("<int:pk>/clone/", views.run_clone, name="clone"),
     path("<int:pk>/delete/", views.run_delete, name="delete"),
+    path("<int:pk>/launch/", views_execution.run_launch, name="launch"),
+    path("<int:pk>/cancel/", views_execution.run_cancel, name="cancel"),
+    path("<int:pk>/resume/", views_execution.run_resume, name="resume"),
 ]
