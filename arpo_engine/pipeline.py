@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -174,8 +174,12 @@ def run_training(
     sink: Callable[[int, dict[str, float]], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     on_rollout: Callable[..., None] | None = None,
+    tool_secrets: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Any:
-    """SFT cold start (if configured and not done), then ARPO; resumes from the last checkpoint."""
+    """SFT cold start (if configured and not done), then ARPO; resumes from the last checkpoint.
+
+    `tool_secrets`: per tool name, secrets kept out of the config (http headers), as `build_tools` takes them.
+    """
     from transformers import AutoTokenizer
 
     from arpo_engine.agent_spec import build_agent_spec
@@ -187,7 +191,7 @@ def run_training(
     from arpo_engine.tools.registry import build_tools
     from arpo_engine.trainer import DataCursor, TrainDeps, make_scorer, train
 
-    tools = build_tools(config.tools)
+    tools = build_tools(config.tools, secrets=tool_secrets)
     scorer = make_scorer(config)
     manager = CheckpointManager(Path(config.checkpoint.dir), run_id or config.name, config.checkpoint.keep_last)
     point = manager.resume_point()
