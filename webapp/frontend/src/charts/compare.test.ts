@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+
+import { type CompareRun, compareRows, compareSpec, runMetric } from "./compare";
+import type { ChartSpec } from "./groups";
+
+const runs: CompareRun[] = [
+  {
+    id: 1,
+    label: "ARPO",
+    metrics: [
+      { step: 1, values: { "tools/calls_total": 10, "time/rollout_s": 5, "time/update_s": 1, "eval/accuracy": 0.2 } },
+      { step: 2, values: { "tools/calls_total": 20, "time/rollout_s": 7, "time/update_s": 1 } },
+      { step: 3, values: { "tools/calls_total": 30, "time/rollout_s": 6, "eval/accuracy": 0.5 } },
+    ],
+  },
+  { id: 2, label: "GRPO", metrics: [{ step: 1, values: { "tools/calls_total": 40 } }] },
+];
+
+describe("compareSpec", () => {
+  it("draws every run's series with the run's colour", () => {
+    const spec: ChartSpec = {
+      id: "acc", title: "Accuracy", format: "percent", help: "",
+      series: [{ metric: "accuracy", label: "train" }, { metric: "eval/accuracy", label: "eval", eval: true }],
+    };
+    const out = compareSpec(spec, runs);
+    expect(out.spec.series.map((s) => s.label)).toEqual(["ARPO · train", "ARPO · eval", "GRPO · train", "GRPO · eval"]);
+    expect(out.spec.series[3]).toMatchObject({ metric: runMetric(1, "eval/accuracy"), eval: true });
+    expect(out.colour).toEqual([0, 0, 1, 1]);
+  });
+});
+
+describe("compareRows", () => {
+  it("takes the final eval accuracy, mean tool calls per step and the total phase time", () => {
+    const [arpo, grpo] = compareRows(runs);
+    expect(arpo).toMatchObject({ label: "ARPO", evalAccuracy: 0.5, toolCallsPerStep: 20, computeSeconds: 20, steps: 3 });
+    expect(grpo).toMatchObject({ evalAccuracy: null, toolCallsPerStep: 40, computeSeconds: null, steps: 1 });
+  });
+});
