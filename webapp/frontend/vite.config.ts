@@ -4,8 +4,14 @@ import { resolve } from "node:path";
 import { defineConfig } from "vitest/config";
 
 // One entry per page script; a template loads it with {% static 'dist/<name>.js' %}.
+// Pages without charts load only app.js; uPlot and d3-hierarchy live in the run page and compare bundles.
 const entries: Record<string, string> = {
   app: resolve(import.meta.dirname, "src/app.ts"),
+  run_page: resolve(import.meta.dirname, "src/run_page.ts"),
+  compare: resolve(import.meta.dirname, "src/compare.ts"),
+  run_list: resolve(import.meta.dirname, "src/run_list.ts"),
+  // The charts' and explorer's stylesheet: dist/dashboard.css, linked by the run and compare pages.
+  dashboard: resolve(import.meta.dirname, "src/dashboard.css"),
 };
 
 export default defineConfig({
@@ -20,8 +26,11 @@ export default defineConfig({
       input: entries,
       output: {
         entryFileNames: "[name].js",
-        chunkFileNames: "chunks/[name]-[hash].js",
-        assetFileNames: "assets/[name]-[hash][extname]",
+        // Code shared by run_page and compare (uPlot, the chart modules): one chunk they both import.
+        chunkFileNames: "chunks/shared-[hash].js",
+        // Stylesheets keep stable names too (dist/run_page.css), for {% static %} in the templates.
+        assetFileNames: (asset) =>
+          asset.names.some((n) => n.endsWith(".css")) ? "[name][extname]" : "assets/[name]-[hash][extname]",
       },
     },
   },

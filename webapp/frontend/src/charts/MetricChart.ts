@@ -139,7 +139,20 @@ export class MetricChart {
     const columns = this.columns();
     const colours = chartColours(this.ctx.theme);
     const format = this.spec.format;
-    const series: uPlot.Series[] = [{ label: "step", value: (_u, v) => (v === null ? "–" : `step ${v}`) }];
+    // Idle legend (cursor off the chart): the newest values; hovering: the values under the cursor.
+    const lastPresent = (col: (number | null)[] | undefined) => {
+      for (let i = (col?.length ?? 0) - 1; i >= 0; i--) if (col![i] !== null) return col![i];
+      return null;
+    };
+    const series: uPlot.Series[] = [
+      {
+        label: "step",
+        value: (u, v, _s, idx) => {
+          const step = idx === null ? lastPresent(u.data[0] as (number | null)[]) : v;
+          return step === null || step === undefined ? "–" : String(step);
+        },
+      },
+    ];
     for (const d of columns.drawn) {
       const spec = this.spec.series[d.source];
       const colour = colours.series[(this.ctx.colourOf?.(d.source) ?? d.source) % colours.series.length];
@@ -150,7 +163,8 @@ export class MetricChart {
         dash: spec.eval && !d.raw ? [5, 4] : undefined,
         spanGaps: true,
         points: { show: spec.eval === true && !d.raw, size: 5, fill: colour },
-        value: (_u, v) => formatValue(v, format),
+        value: (u, v, seriesIdx, idx) =>
+          formatValue(idx === null ? lastPresent(u.data[seriesIdx] as (number | null)[]) : v, format),
       });
     }
     const axis = {
@@ -197,7 +211,7 @@ export class MetricChart {
     // The faint raw lines stay out of the legend: the smoothed value is the one to read.
     const rows = this.plot.root.querySelectorAll<HTMLElement>(".u-legend .u-series");
     columns.drawn.forEach((d, i) => {
-      if (d.raw && rows[i + 1]) rows[i + 1].hidden = true;
+      if (d.raw && rows[i + 1]) rows[i + 1].style.display = "none";
     });
     this.afterDraw(columns.data);
   }

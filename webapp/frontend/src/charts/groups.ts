@@ -64,7 +64,8 @@ export const CHART_GROUPS: readonly ChartGroup[] = [
     charts: [
       { id: "calls-per-traj", title: "Tool calls per trajectory", format: "number", series: [s("tools/calls_per_traj", "train"), s("eval/tool_calls_per_traj", "eval", true)], help: "Falling to 0 means the policy stopped using tools." },
       { id: "calls-per-step", title: "Tool calls per step", format: "number", series: [s("tools/calls_total", "calls")], help: "What a step cost in tool calls." },
-      { id: "tool-errors", title: "Tool errors", format: "percent", series: [s("tools/error_rate", "error rate"), s("tools/limit_hits", "call-limit hits")], help: "Failed calls, and paths cut at the call limit." },
+      { id: "tool-errors", title: "Tool errors", format: "percent", series: [s("tools/error_rate", "error rate")], help: "Share of tool calls that failed (timeout, crash, bad arguments)." },
+      { id: "limit-hits", title: "Call-limit hits", format: "number", series: [s("tools/limit_hits", "paths cut")], help: "Paths ended because they reached max_tool_calls." },
       { id: "tool-latency", title: "Tool latency (p50)", format: "ms", log: true, series: [s("tools/latency_ms_p50", "p50")], help: "Median time per call." },
     ],
   },

@@ -83,7 +83,7 @@ export class TreeExplorer {
         <div class="tree-heading"></div>
         <div class="tree-canvas"></div>
         <div class="tree-legend muted small" aria-hidden="true">
-          <span><i class="lg-fork"></i> fork (ΔH · branch probability)</span>
+          <span><i class="lg-fork"></i> fork (ΔH after the tool result)</span>
           <span><i class="lg-pass"></i> no fork</span>
           <span><i class="lg-tool"></i> tool result</span>
           <span><i class="lg-err"></i> tool error</span>

@@ -150,7 +150,7 @@ export class TreeView {
       );
       if (forked && d) {
         const label = el("text", { x: cx + 8, y: cy - 7, class: "tree-point-label" });
-        label.textContent = `ΔH ${signed(d.delta_h)} · p ${d.score.toFixed(2)}`;
+        label.textContent = `ΔH ${signed(d.delta_h)}`;
         g.append(label);
       }
       g.addEventListener("click", () => this.events.selectPoint(node));

@@ -1,0 +1,46 @@
+// Page configuration embedded by the Django template:
+//   <script type="application/json" id="run-page-config">{{ config|json_script-like }}</script>
+// (render it with Django's json_script filter, which escapes </script>).
+import type { CheckpointData, LogData, MetricsData, StatusData } from "./contract";
+
+export interface RunPageConfig {
+  run_id: number | string;
+  /** Absolute or page-relative ("/ws/runs/7/"); http(s) is turned into ws(s). */
+  ws_url: string;
+  total_steps?: number | null;
+  /** GET a whole tree a replay only summarised; "{step}" and "{prompt}" are filled in. */
+  tree_url?: string | null;
+  tool_names?: string[];
+  history?: {
+    /** The newest event seq this history covers: the socket resumes after it. */
+    last_seq?: number;
+    status?: StatusData;
+    phase?: string;
+    metrics?: { step: number; values: MetricsData }[];
+    trees?: { step: number | null; data: unknown }[];
+    checkpoints?: { step: number; data: CheckpointData }[];
+    logs?: LogData[];
+  };
+}
+
+export function readJsonConfig<T>(doc: Document, id: string): T | null {
+  const node = doc.getElementById(id);
+  if (!node?.textContent) return null;
+  try {
+    return JSON.parse(node.textContent) as T;
+  } catch {
+    return null;
+  }
+}
+
+/** The websocket URL for the page's origin: "/ws/runs/7/" on https://host → wss://host/ws/runs/7/. */
+export function socketUrl(url: string, base: string): string {
+  const u = new URL(url, base);
+  if (u.protocol === "http:") u.protocol = "ws:";
+  if (u.protocol === "https:") u.protocol = "wss:";
+  return u.toString();
+}
+
+export function treeUrl(template: string, step: number | null, prompt: number): string {
+  return template.replace("{step}", String(step ?? "")).replace("{prompt}", String(prompt));
+}
