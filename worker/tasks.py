@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery.signals import worker_ready
+
 from worker.celery_app import app
 
 # --- tools: "try it" (queue "short") ---------------------------------------------------------------
@@ -26,3 +28,10 @@ def run_execute(self: Any, run_id: int) -> None:
     from worker.relay import execute
 
     execute(run_id, task_id=str(self.request.id or ""))
+
+
+@worker_ready.connect
+def _start_run_recovery(sender: Any, **kwargs: Any) -> None:
+    from worker import recovery
+
+    recovery.start(sender)

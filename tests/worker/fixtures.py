@@ -195,6 +195,7 @@ def runs_worker(transactional_db: None, settings: Any, tmp_path: Path, ray_head:
         "ARPO_RUN_LEASE_S": "10",
         "ARPO_RUN_HEARTBEAT_S": "2",
         "ARPO_RUN_THREADS": "2",
+        "ARPO_RUN_NO_TOOL_STEPS": "0",  # the tiny random model never calls a tool; tests that check this set it
     }
     worker = start_worker("runs", settings, tmp_path / "runs-worker.log", extra)
     try:

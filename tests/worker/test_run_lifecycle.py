@@ -91,6 +91,14 @@ def test_an_expired_lease_is_taken_over_and_both_stay_in_the_history(draft: Run)
     assert not leases.lease_heartbeat(lease=first, ttl_s=30)  # the old holder learns it lost the run
 
 
+def test_a_slow_holder_keeps_its_expired_lease_when_nobody_took_it_over(draft: Run) -> None:
+    lease = leases.lease_acquire(run_id=draft.pk, holder="w1", ttl_s=30)
+    assert lease is not None
+    RunLease.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert leases.lease_heartbeat(lease=lease, ttl_s=30)
+    assert leases.lease_acquire(run_id=draft.pk, holder="w2", ttl_s=30) is None
+
+
 def test_recording_the_same_events_twice_stores_each_once(draft: Run) -> None:
     batch = [
         event(1, "status", status="running"),

@@ -33,10 +33,16 @@ def lease_acquire(*, run_id: int, holder: str, ttl_s: float) -> RunLease | None:
     )
 
 
+@transaction.atomic
 def lease_heartbeat(*, lease: RunLease, ttl_s: float) -> bool:
-    """Extend a live lease; False when it is no longer ours (released or taken over after expiring)."""
+    """Extend our lease; False when it is no longer ours (another worker took it over after it expired).
+
+    A lease that expired while its holder was slow (a busy machine) but that nobody took over is still
+    ours. The run's row lock orders this with `lease_acquire`, so a takeover and a late beat never both win.
+    """
+    Run.objects.select_for_update().filter(pk=lease.run_id).values_list("pk", flat=True).first()
     now = timezone.now()
-    updated = RunLease.objects.filter(pk=lease.pk, released_at__isnull=True, expires_at__gt=now).update(
+    updated = RunLease.objects.filter(pk=lease.pk, released_at__isnull=True).update(
         heartbeat_at=now, expires_at=now + timedelta(seconds=ttl_s)
     )
     return updated == 1

@@ -140,3 +140,18 @@ def lease_history(*, run: Run) -> QuerySet[Any]:
     from .models import RunLease
 
     return RunLease.objects.filter(run=run).order_by("acquired_at", "id")
+
+
+def orphaned_run_ids() -> list[int]:
+    """Runs that should be executing but whose worker is gone: active, leased before, no live lease now."""
+    from django.utils import timezone
+
+    from .models import ACTIVE, RunLease
+
+    live = RunLease.objects.filter(released_at__isnull=True, expires_at__gt=timezone.now()).values("run_id")
+    return list(
+        Run.objects.filter(status__in=ACTIVE, leases__isnull=False)
+        .exclude(pk__in=live)
+        .values_list("pk", flat=True)
+        .distinct()
+    )
