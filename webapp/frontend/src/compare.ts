@@ -8,8 +8,7 @@ import { RunCharts } from "./charts/RunCharts";
 import { SeriesStore } from "./data/series";
 import { readJsonConfig } from "./live/config";
 import { formatDuration } from "./panes/format";
-import { chartColours } from "./charts/theme";
-import { currentTheme } from "./charts/theme";
+import { chartColours, currentTheme } from "./charts/theme";
 
 export interface CompareConfig {
   runs: CompareRun[];
@@ -73,7 +72,7 @@ export function mountCompare(doc: Document, config: CompareConfig): RunCharts | 
     groups: CHART_GROUPS,
     chartFactory: (spec, ctx) => {
       const { spec: overlaid, colour } = compareSpec(spec, config.runs);
-      return new MetricChart(overlaid, { ...ctx, colourOf: (i) => colour[i] ?? i });
+      return new MetricChart(overlaid, { ...ctx, colourOf: (i) => colour[i] ?? i, showLatest: false });
     },
   });
   charts.flush();

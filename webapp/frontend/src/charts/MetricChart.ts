@@ -18,6 +18,8 @@ export interface ChartContext {
   smoothing: number;
   /** Colour index per series (compare view: one colour per run). */
   colourOf?: (seriesIndex: number) => number;
+  /** Show the first series' newest value in the chart's head (off in the compare view: runs differ). */
+  showLatest?: boolean;
 }
 
 const HEIGHT = 180;
@@ -223,7 +225,7 @@ export class MetricChart {
     this.element.classList.toggle("is-empty", !hasPoints);
     const first = this.spec.series[0];
     const latest = this.ctx.store.latest(first.metric);
-    this.latest.textContent = latest ? formatValue(latest.value, this.spec.format) : "";
+    this.latest.textContent = latest && this.ctx.showLatest !== false ? formatValue(latest.value, this.spec.format) : "";
     this.summary.textContent = this.spec.series
       .map((s) => {
         const p = this.ctx.store.latest(s.metric);
