@@ -37,6 +37,10 @@ export default defineConfig({
   test: {
     // Pure modules test in plain Node (fast); DOM tests opt in with `// @vitest-environment happy-dom`.
     environment: "node",
+    // One worker thread, modules shared between files: ~3 s instead of ~12 s on a busy 2-core machine.
+    // Tests keep no module state between them (each builds its own objects and DOM).
+    pool: "threads",
+    isolate: false,
     include: ["src/**/*.test.ts"],
   },
 });
