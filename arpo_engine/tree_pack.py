@@ -149,15 +149,15 @@ def pack(batch: Sequence[Sequenced], width: int) -> TreePack:
             mask[:, before:] = torch.ones(end - start, end - start, dtype=torch.bool).tril()
         segments.append(Segment(start, end, keys, mask))
 
-    node = torch.full((len(batch), width - 1), -1, dtype=torch.long)
+    targets = torch.full((len(batch), width - 1), -1, dtype=torch.long)
     for row, ids in enumerate(rows):
-        node[row, : len(ids) - 1] = torch.tensor([where[n] for n in ids[1:]], dtype=torch.long)
+        targets[row, : len(ids) - 1] = torch.tensor([where[n] for n in ids[1:]], dtype=torch.long)
     parents = [trie.parent[n] for n in order]
     return TreePack(
         input_ids=torch.tensor([[trie.token[n] for n in order]], dtype=torch.long),
         position_ids=torch.tensor([[trie.depth[n] for n in order]], dtype=torch.long),
         parent=torch.tensor([where[p] if p >= 0 else -1 for p in parents], dtype=torch.long),
-        node=node,
+        node=targets,
         segments=tuple(segments),
     )
 
