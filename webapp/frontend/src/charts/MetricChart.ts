@@ -130,6 +130,7 @@ export class MetricChart {
       smoothing: this.ctx.smoothing,
       log: this.log,
       maxPoints: Math.max(200, this.width() * 2),
+      smooth: this.spec.series.map((s) => !s.eval),
     });
   }
 

@@ -20,6 +20,14 @@ describe("chartColumns", () => {
     expect(out.data[4]).toEqual([1, 1, 1]);
   });
 
+  it("leaves series marked not to smooth (sparse eval points) as they are", () => {
+    const out = chartColumns([points(3, (i) => i), points(3, (i) => i)], {
+      smoothing: 0.5, log: false, maxPoints: 100, smooth: [true, false],
+    });
+    expect(out.drawn.map((d) => `${d.source}${d.raw ? "r" : "s"}`)).toEqual(["0r", "0s", "1s"]);
+    expect(out.data[3]).toEqual([0, 1, 2]);
+  });
+
   it("thins 2,000+ steps to about maxPoints rows per series", () => {
     const out = chartColumns([points(5000, (i) => Math.sin(i / 30))], { smoothing: 0.9, log: false, maxPoints: 500 });
     expect(out.rows).toBe(5000);

@@ -9,6 +9,8 @@ export interface ChartDataOptions {
   log: boolean;
   /** Most rows to draw (about two per pixel). */
   maxPoints: number;
+  /** Per input series: whether to smooth it (sparse eval series are drawn as they are). Default all. */
+  smooth?: readonly boolean[];
 }
 
 export interface ChartColumns {
@@ -28,7 +30,7 @@ export function chartColumns(series: ReadonlyArray<Points | undefined>, options:
   const columns: (number | null)[][] = [xs];
   const drawn: ChartColumns["drawn"] = [];
   ys.forEach((col, source) => {
-    if (options.smoothing > 0) {
+    if (options.smoothing > 0 && options.smooth?.[source] !== false) {
       columns.push(col, ema(col, options.smoothing));
       drawn.push({ source, raw: true }, { source, raw: false });
     } else {
