@@ -95,6 +95,10 @@ class Run(Owned):
     warnings = models.JSONField(default=list, blank=True, help_text="Problems that do not block a launch.")
     validated_at = models.DateTimeField(null=True, blank=True)
     cloned_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="clones")
+    twin_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="twins",
+        help_text="The run this one is the GRPO baseline of (\"Compare with GRPO\").",
+    )  # fmt: skip
     # --- execution (Service II): written by run_launch/run_cancel and by the worker's relay ---
     status_reason = models.TextField(blank=True, help_text="Why the run failed or stopped, for a person to act on.")
     phase = models.CharField(max_length=32, blank=True, help_text="What the engine does now (loading, sft …).")
@@ -239,3 +243,34 @@ class RunLease(models.Model):
     class Meta:
         ordering = ["run", "acquired_at", "id"]
         indexes = [models.Index(fields=["run", "released_at"])]
+
+
+class Preflight(models.Model):
+    """A "Check" of a run before it spends compute: a few rollouts with its starting model, tools and scorer
+    (arpo_engine.preflight), run on the worker's short queue. `results` is the engine's report."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="preflights")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    results = models.JSONField(default=dict, blank=True, help_text="Metrics, the rendered prompt, sample paths.")
+    warnings = models.JSONField(default=list, blank=True, help_text="[{code, message}]: what to do before launching.")
+    timings = models.JSONField(default=dict, blank=True, help_text="Seconds per phase (load, rollout, reward, total).")
+    error = models.TextField(blank=True, help_text="Why the check could not run, for a person to act on.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
