@@ -3,7 +3,7 @@
 //   [data-run-charts] [data-run-trees] [data-run-status] [data-run-log] [data-run-checkpoints]
 
 import { RunCharts } from "./charts/RunCharts";
-import { type RunPageConfig, readJsonConfig, socketUrl, treeUrl } from "./live/config";
+import { pickTree, type RunPageConfig, readJsonConfig, socketUrl, treeUrl } from "./live/config";
 import type { CheckpointData, LogData, MetricsData, PhaseData, StatusData } from "./live/contract";
 import { RunSocket, type SocketFactory } from "./live/socket";
 import { CheckpointPane, LogPane, StatusPane } from "./panes/panes";
@@ -36,10 +36,12 @@ export function mountRunPage(doc: Document, config: RunPageConfig, options: Moun
         toolNames: config.tool_names,
         fetchTree: config.tree_url
           ? (step, prompt) =>
-              fetch(treeUrl(config.tree_url!, step, prompt), { credentials: "same-origin" }).then((r) => {
-                if (!r.ok) throw new Error(String(r.status));
-                return r.json();
-              })
+              fetch(treeUrl(config.tree_url!, step, prompt), { credentials: "same-origin" })
+                .then((r) => {
+                  if (!r.ok) throw new Error(String(r.status));
+                  return r.json();
+                })
+                .then((body) => pickTree(body, prompt))
           : undefined,
       })
     : null;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { socketUrl, treeUrl } from "./config";
+import { pickTree, socketUrl, treeUrl } from "./config";
 
 describe("socketUrl", () => {
   it("follows the page's scheme and host", () => {
@@ -13,5 +13,23 @@ describe("socketUrl", () => {
 describe("treeUrl", () => {
   it("fills in step and prompt", () => {
     expect(treeUrl("/api/v1/runs/7/trees/{step}/{prompt}/", 12, 3)).toBe("/api/v1/runs/7/trees/12/3/");
+  });
+});
+
+describe("pickTree", () => {
+  const row = (prompt: number) => ({ step: 4, prompt_index: prompt, data: { prompt_index: prompt, paths: [] } });
+
+  it("finds the prompt's tree in the rollouts list, plain or paginated", () => {
+    expect(pickTree([row(0), row(3)], 3)).toEqual({ prompt_index: 3, paths: [] });
+    expect(pickTree({ count: 2, results: [row(0), row(3)] }, 0)).toEqual({ prompt_index: 0, paths: [] });
+  });
+
+  it("takes a single row or the record itself", () => {
+    expect(pickTree(row(5), 5)).toEqual({ prompt_index: 5, paths: [] });
+    expect(pickTree({ prompt_index: 1, paths: [1] }, 1)).toEqual({ prompt_index: 1, paths: [1] });
+  });
+
+  it("fails when the prompt is not in the list", () => {
+    expect(() => pickTree([row(0), row(1)], 7)).toThrow();
   });
 });

@@ -8,7 +8,8 @@ export interface RunPageConfig {
   /** Absolute or page-relative ("/ws/runs/7/"); http(s) is turned into ws(s). */
   ws_url: string;
   total_steps?: number | null;
-  /** GET a whole tree a replay only summarised; "{step}" and "{prompt}" are filled in. */
+  /** GET a whole tree a replay only summarised; "{step}" and "{prompt}" are filled in, e.g.
+   * "/api/v1/runs/7/rollouts/?step={step}" (the answer may be that list: see pickTree). */
   tree_url?: string | null;
   tool_names?: string[];
   history?: {
@@ -39,6 +40,25 @@ export function socketUrl(url: string, base: string): string {
   if (u.protocol === "http:") u.protocol = "ws:";
   if (u.protocol === "https:") u.protocol = "wss:";
   return u.toString();
+}
+
+/**
+ * The tree in a tree endpoint's answer: the run's rollouts list (`GET …/rollouts/?step=N`, plain or
+ * paginated: rows of {step, prompt_index, data}), one such row, or the record itself.
+ */
+export function pickTree(body: unknown, promptIndex: number): unknown {
+  const rows = Array.isArray(body)
+    ? body
+    : typeof body === "object" && body !== null && Array.isArray((body as { results?: unknown }).results)
+      ? (body as { results: unknown[] }).results
+      : [body];
+  for (const row of rows) {
+    if (typeof row !== "object" || row === null) continue;
+    const r = row as { prompt_index?: unknown; data?: unknown; paths?: unknown };
+    if (rows.length > 1 && r.prompt_index !== promptIndex) continue;
+    return Array.isArray(r.paths) ? r : (r.data ?? r);
+  }
+  throw new Error(`no tree for prompt ${promptIndex}`);
 }
 
 export function treeUrl(template: string, step: number | null, prompt: number): string {
