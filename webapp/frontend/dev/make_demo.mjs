@@ -129,6 +129,7 @@ const runBody = `
     <nav class="run-tabs" aria-label="Run sections"><a href="#charts" aria-current="page">Charts</a><a href="#trees">Rollout trees</a><a href="#log">Log</a></nav>
     <div class="run-layout">
       <div>
+        <div data-run-alerts hidden></div>
         <section id="charts" aria-label="Charts"><div data-run-charts></div></section>
         <section id="trees" class="panel" style="margin-top:24px"><h2>Rollout trees</h2><div data-run-trees></div></section>
       </div>

@@ -1,12 +1,13 @@
 // The live run page: charts, rollout explorer, status, log and checkpoints, fed by the page's
 // embedded history and then by the run's websocket. Mounts into elements with data-* hooks:
-//   [data-run-charts] [data-run-trees] [data-run-status] [data-run-log] [data-run-checkpoints]
+//   [data-run-charts] [data-run-trees] [data-run-status] [data-run-log] [data-run-checkpoints] [data-run-alerts]
 
 import { RunCharts } from "./charts/RunCharts";
 import { pickTree, type RunPageConfig, readJsonConfig, socketUrl, treeUrl } from "./live/config";
 import type { CheckpointData, LogData, MetricsData, PhaseData, StatusData } from "./live/contract";
 import { RunSocket, type SocketFactory } from "./live/socket";
-import { CheckpointPane, LogPane, StatusPane } from "./panes/panes";
+import { runAlerts } from "./data/alerts";
+import { AlertsPane, CheckpointPane, LogPane, StatusPane } from "./panes/panes";
 import { TreeExplorer } from "./tree/TreeExplorer";
 
 export interface MountOptions {
@@ -49,11 +50,22 @@ export function mountRunPage(doc: Document, config: RunPageConfig, options: Moun
   const status = statusRoot ? new StatusPane(statusRoot, config.total_steps ?? null, () => socket?.retryNow()) : null;
   const log = logRoot ? new LogPane(logRoot) : null;
   const checkpoints = checkpointsRoot ? new CheckpointPane(checkpointsRoot) : null;
+  const alertsRoot = hook("alerts");
+  const alerts = alertsRoot ? new AlertsPane(alertsRoot) : null;
+  let alertTimer: ReturnType<typeof setTimeout> | null = null;
+  const checkAlerts = () => {
+    if (!alerts || !charts || alertTimer !== null) return;
+    alertTimer = setTimeout(() => {
+      alertTimer = null;
+      alerts.show(runAlerts(charts.store));
+    }, 300);
+  };
 
   charts?.load(history.metrics ?? []);
   charts?.flush();
   // For the page-load benchmark (docs/benchmarks.md): every chart has drawn its history.
   performance.mark("arpo:charts-drawn");
+  if (alerts && charts) alerts.show(runAlerts(charts.store));
   for (const t of history.trees ?? []) trees?.add(t.step, t.data);
   for (const c of history.checkpoints ?? []) checkpoints?.add(c.step, c.data);
   for (const line of history.logs ?? []) log?.append(line);
@@ -72,6 +84,7 @@ export function mountRunPage(doc: Document, config: RunPageConfig, options: Moun
     if (m.step === null || m.step === undefined) return;
     charts?.append(m.step, m.data as MetricsData);
     status?.step(m.step, Date.now(), socket?.info.live ?? false);
+    checkAlerts();
   });
   socket.on("run.eval", (m) => {
     if (m.step !== null && m.step !== undefined) charts?.append(m.step, m.data as MetricsData);

@@ -173,3 +173,31 @@ export class CheckpointPane {
     }
   }
 }
+
+/** What the run's health checks say (data/alerts.ts); nothing shown while all is well. */
+export class AlertsPane {
+  private shown = "";
+
+  constructor(private readonly root: HTMLElement) {
+    root.classList.add("alerts-pane");
+    root.setAttribute("aria-live", "polite");
+  }
+
+  show(alerts: ReadonlyArray<{ id: string; severity: "warn" | "err"; title: string; advice: string }>): void {
+    const key = alerts.map((a) => `${a.id}:${a.title}`).join("|");
+    if (key === this.shown) return;
+    this.shown = key;
+    this.root.replaceChildren();
+    this.root.hidden = alerts.length === 0;
+    for (const a of alerts) {
+      const box = document.createElement("div");
+      box.className = `run-alert ${a.severity}`;
+      const title = document.createElement("strong");
+      title.textContent = `${a.severity === "err" ? "✗" : "⚠"} ${a.title}`;
+      const advice = document.createElement("p");
+      advice.textContent = a.advice;
+      box.append(title, advice);
+      this.root.append(box);
+    }
+  }
+}
