@@ -34,7 +34,12 @@ def main() -> int:
     parser.add_argument("--prompt", type=int, default=128, help="prompt tokens per sequence (not trained)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench_train.json"))
+    parser.add_argument("--tree", action="store_true", help="only the tree section (tree-packed vs path by path)")
+    parser.add_argument("--tree-prompts", type=int, default=2)
+    parser.add_argument("--group-size", type=int, default=8)
     args = parser.parse_args()
+    if args.tree:
+        return tree_main(args)
 
     from arpo_engine.config import AlgorithmConfig, OptimConfig
     from arpo_engine.learner import Learner, TrainSequence
@@ -106,6 +111,65 @@ def main() -> int:
     print(f"  plain forward/backward/step: {rates['plain']:.0f} tok/s")
     print(f"  Learner.update (fp32):       {rates['learner']:.0f} tok/s  ({result['ratio']:.2f}x)")
     print(f"  Learner.update (bf16):       {rates['learner_bf16']:.0f} tok/s  ({result['ratio_bf16']:.2f}x)")
+    return 0
+
+
+def tree_main(args: argparse.Namespace) -> int:
+    """ARPO trees recorded on the demo prompts: the update tree-packed vs path by path, and GRPO at equal M.
+
+    Same model, same settings as the demo run (bf16 autocast, top 8 blocks trainable), each side with its
+    own learner on a copy of the model, interleaved, median of --repeats after one warm-up round.
+    """
+    import copy
+
+    from arpo_engine.config import AlgorithmConfig, OptimConfig
+    from arpo_engine.learner import Learner
+    from arpo_engine.pipeline import load_policy
+    from arpo_engine.tree_pack import unique_tokens
+    from tests.trees import record_trees, train_sequences
+
+    model, tokenizer = load_policy(args.model)
+    m = args.group_size
+    arpo = train_sequences(record_trees(args.tree_prompts, group_size=m, initial=m // 2, words=60))
+    grpo = train_sequences(record_trees(args.tree_prompts, group_size=m, branching=False, words=60))
+    sides = {"arpo_tree": (arpo, True), "arpo_paths": (arpo, False), "grpo_tree": (grpo, True), "grpo_paths": (grpo, False)}
+    learners = {
+        name: Learner(copy.deepcopy(model), optim=OptimConfig(lr=1e-7, mini_batch_prompts=args.tree_prompts,
+                      micro_batch_tokens=16384, precision="bf16", trainable_layers=8, tree_pack=packed),
+                      algorithm=AlgorithmConfig(), pad_token_id=tokenizer.eos_token_id)
+        for name, (_, packed) in sides.items()
+    }  # fmt: skip
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for repeat in range(args.repeats + 1):
+        for name, (batch, _) in sides.items():
+            fresh = copy.deepcopy(batch)
+            started = time.perf_counter()
+            learners[name].update(fresh)
+            if repeat:
+                times[name].append(time.perf_counter() - started)
+    result: dict[str, object] = {f"{name}_s": t for name, t in times.items()}
+    med = {name: statistics.median(t) for name, t in times.items()}
+    counts = {
+        "arpo_tokens": sum(s.length for s in arpo), "arpo_unique": unique_tokens(arpo),
+        "arpo_trained": sum(sum(s.mask) for s in arpo), "grpo_tokens": sum(s.length for s in grpo),
+        "grpo_unique": unique_tokens(grpo), "grpo_trained": sum(sum(s.mask) for s in grpo),
+    }  # fmt: skip
+    result.update(counts, prompts=args.tree_prompts, group_size=m, threads=torch.get_num_threads())
+    result["speedup_arpo"] = med["arpo_paths"] / med["arpo_tree"]
+    result["arpo_vs_grpo_paths"] = med["arpo_tree"] / med["grpo_paths"]
+    result["arpo_vs_grpo_tree"] = med["arpo_tree"] / med["grpo_tree"]
+    out = Path(args.out).with_name("bench_train_tree.json")
+    out.write_text(json.dumps(result, indent=1))
+    print(f"{args.tree_prompts} prompts x M={m}, median of {args.repeats}:")
+    print("| update | tokens over paths | distinct tokens | trained tokens | seconds |")
+    print("|---|---|---|---|---|")
+    for name, label in (("arpo_tree", "ARPO, tree-packed"), ("arpo_paths", "ARPO, path by path"),
+                        ("grpo_tree", "GRPO, tree-packed"), ("grpo_paths", "GRPO, path by path")):  # fmt: skip
+        kind = name.split("_")[0]
+        unique = counts[f"{kind}_unique"] if name.endswith("tree") else counts[f"{kind}_tokens"]
+        print(f"| {label} | {counts[f'{kind}_tokens']} | {unique} | {counts[f'{kind}_trained']} | {med[name]:.1f} |")
+    print(f"tree-packed / path by path on ARPO trees: {result['speedup_arpo']:.2f}x faster; ARPO (tree) / GRPO: "
+          f"{result['arpo_vs_grpo_paths']:.2f}x of GRPO path by path, {result['arpo_vs_grpo_tree']:.2f}x of GRPO tree-packed")
     return 0
 
 
