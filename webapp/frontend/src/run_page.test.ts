@@ -55,6 +55,21 @@ describe("mountRunPage", () => {
     expect(document.querySelector(".status-badge")!.textContent).toContain("Running");
   });
 
+  it("opens the newest tree of the history first", () => {
+    document.body.innerHTML = `<div data-run-trees></div>`;
+    mountRunPage(
+      document,
+      {
+        run_id: 1,
+        ws_url: "/ws/runs/1/",
+        history: { trees: [{ step: 1, data: handTree() }, { step: 9, data: handTree() }, { step: 5, data: handTree() }] },
+      },
+      { offline: true },
+    );
+    expect(document.querySelector(".tree-heading h3")!.textContent).toBe("Step 9 · prompt #3");
+    expect(document.querySelector('.tree-item[aria-current="true"] .tree-item-title')!.textContent).toBe("Step 9 · prompt #3");
+  });
+
   it("adds live trees, log lines, checkpoints and status changes", () => {
     const { socket } = page();
     socket.onopen?.(new Event("open"));

@@ -67,6 +67,7 @@ export function mountRunPage(doc: Document, config: RunPageConfig, options: Moun
   performance.mark("arpo:charts-drawn");
   if (alerts && charts) alerts.show(runAlerts(charts.store));
   for (const t of history.trees ?? []) trees?.add(t.step, t.data);
+  trees?.selectFirst();
   for (const c of history.checkpoints ?? []) checkpoints?.add(c.step, c.data);
   for (const line of history.logs ?? []) log?.append(line);
   if (history.status) status?.setStatus(history.status);

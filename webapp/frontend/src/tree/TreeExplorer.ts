@@ -145,6 +145,13 @@ export class TreeExplorer {
     else if (this.selectedKey === key) this.renderSelected();
   }
 
+  /** Open the first tree of the list as filtered and ordered now (after the history has loaded). */
+  selectFirst(): void {
+    const all = [...this.entries.values()].map((e) => e.summary);
+    const first = orderTrees(filterTrees(all, this.filter), this.order)[0];
+    if (first && first.key !== this.selectedKey) this.select(first.key);
+  }
+
   select(key: string): void {
     const entry = this.entries.get(key);
     if (!entry) return;
