@@ -66,7 +66,7 @@ def execute(run_id: int, *, task_id: str) -> str:
 
         log.exception("run %s: the relay failed", run_id)
         reason = f"The worker could not run it ({type(exc).__name__}: {exc}); resume it to try again."
-        recording.run_status_set(run_id=run_id, status=Run.Status.FAILED, reason=reason[:1000])
+        recording.run_status_set(run_id=run_id, status="failed", reason=reason[:1000])
         return outcome
     finally:
         leases.lease_release(lease=lease, outcome=outcome)
@@ -117,7 +117,7 @@ class Relay:
         )
         Run.objects.filter(pk=self.run_id).update(attempts=run.attempts + 1)
         if resuming:
-            recording.run_status_set(run_id=self.run_id, status=Run.Status.RESUMING)
+            recording.run_status_set(run_id=self.run_id, status="resuming")
         self.actor = actor_class.remote(
             self.run_id, run.config, first_seq=run.last_seq + 1, secrets=secrets, options=options
         )
@@ -178,7 +178,7 @@ class Relay:
                 self.placed = True
                 run = Run.objects.get(pk=self.run_id)
                 if run.status == Run.Status.QUEUED:
-                    recording.run_status_set(run_id=self.run_id, status=Run.Status.STARTING)
+                    recording.run_status_set(run_id=self.run_id, status="starting")
             events = reply["events"]
             if events:
                 recording.run_events_record(run_id=self.run_id, events=events)
@@ -202,9 +202,7 @@ class Relay:
             return None
         if not self.placed:
             self._kill()
-            recording.run_status_set(
-                run_id=self.run_id, status=Run.Status.CANCELLED, reason="Cancelled before it started."
-            )
+            recording.run_status_set(run_id=self.run_id, status="cancelled", reason="Cancelled before it started.")
             return "finished"
         self.actor.request_stop.remote()
         self.stop_sent = True
@@ -217,12 +215,12 @@ class Relay:
 
         run = Run.objects.get(pk=self.run_id)
         if run.stop_requested:
-            recording.run_status_set(run_id=self.run_id, status=Run.Status.CANCELLED,
+            recording.run_status_set(run_id=self.run_id, status="cancelled",
                                      reason="Cancelled; the last checkpoint is kept.")  # fmt: skip
             return "finished"
         if run.attempts > settings.ARPO_RUN_MAX_RESTARTS:
             recording.run_status_set(
-                run_id=self.run_id, status=Run.Status.FAILED,
+                run_id=self.run_id, status="failed",
                 reason=f"The run's process died {run.attempts} times; see the log, then resume it.",
             )  # fmt: skip
             return "finished"

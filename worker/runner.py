@@ -15,7 +15,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,8 +242,8 @@ class RunActor:
             self._stop.set()
 
 
-def remote_class(**ray_options: Any) -> Callable[..., Any]:
+def remote_class(**ray_options: Any) -> Any:
     """`RunActor` as a Ray actor class with these options (name, lifetime, resources …)."""
     import ray
 
-    return ray.remote(RunActor).options(**ray_options)  # type: ignore[no-any-return]
+    return ray.remote(RunActor).options(**ray_options)

@@ -138,7 +138,7 @@ def test_a_run_whose_dataset_file_is_gone_fails_with_a_reason_and_only_its_owner
     extra = {**ray_head.env, "ARPO_RUN_NUM_CPUS": "0"}
     worker = start_worker("runs", settings, tmp_path / "runs-worker.log", extra, purge=False)
     try:
-        wait_for(lambda: status_of(run_id) in TERMINAL, 180, worker, "the run's end")
+        wait_for(lambda: status_of(run_id) in TERMINAL, 240, worker, "the run's end")
     finally:
         _stop(worker.process)
     run = Run.objects.get(pk=run_id)
