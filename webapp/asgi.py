@@ -1,4 +1,9 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels (live run pages, later issues)."""
+"""ASGI entry point: HTTP through Django, websockets through Channels (the live run pages).
+
+Websockets get the session user (AuthMiddlewareStack); each consumer checks the Origin itself
+(webapp/runs/consumers.py) so that a refusal closes with a code the page can show (4403), where
+AllowedHostsOriginValidator would only drop the handshake and the page would retry forever.
+"""
 
 import os
 
@@ -9,13 +14,12 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from webapp.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -1,5 +1,11 @@
-"""Websocket routes. The live run page consumer arrives with the dashboard issue."""
+"""Websocket routes: a run's live events (webapp/runs/consumers.py)."""
 
 from typing import Any
 
-websocket_urlpatterns: list[Any] = []
+from django.urls import re_path
+
+from webapp.runs.consumers import RunConsumer
+
+websocket_urlpatterns: list[Any] = [
+    re_path(r"^ws/runs/(?P<run_id>\d+)/$", RunConsumer.as_asgi()),
+]
