@@ -23,7 +23,12 @@ function fact(label: string, value: string): HTMLElement {
 function blockElement(block: Exclude<Block, { kind: "fork" }>, hMax: number, theme: Theme): HTMLElement {
   if (block.kind === "model") {
     const p = h("div", "read-model");
-    for (const piece of block.pieces) {
+    // The blank lines around a tool result are the format's, not something to read.
+    const pieces = block.pieces.map((piece, i, all) => ({
+      ...piece,
+      text: i === 0 ? piece.text.replace(/^\s+/, "") : i === all.length - 1 ? piece.text.replace(/\s+$/, "") : piece.text,
+    }));
+    for (const piece of pieces) {
       const tint = entropyTint(piece.entropy, hMax, theme);
       if (!tint) {
         p.append(document.createTextNode(piece.text));
