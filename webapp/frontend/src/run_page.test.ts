@@ -1,5 +1,5 @@
 // @vitest-environment happy-dom
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 
 import type { SocketLike } from "./live/socket";
 import { mountRunPage } from "./run_page";
@@ -68,6 +68,30 @@ describe("mountRunPage", () => {
     );
     expect(document.querySelector(".tree-heading h3")!.textContent).toBe("Step 9 · prompt #3");
     expect(document.querySelector('.tree-item[aria-current="true"] .tree-item-title')!.textContent).toBe("Step 9 · prompt #3");
+  });
+
+  it("fetches a tree the replay only summarised when it is opened", async () => {
+    document.body.innerHTML = `<div data-run-trees></div>`;
+    const fetch = vi.fn(async (url: string) => ({
+      ok: true,
+      json: async () => [{ step: 6, prompt_index: 3, data: handTree() }],
+      url,
+    }));
+    vi.stubGlobal("fetch", fetch);
+    mountRunPage(
+      document,
+      {
+        run_id: 1,
+        ws_url: "/ws/runs/1/",
+        tree_url: "/api/v1/runs/1/rollouts/?step={step}",
+        history: { trees: [{ step: 6, data: { prompt_index: 3, reward_mean: 0.2, truncated: false } }] },
+      },
+      { offline: true },
+    );
+    await vi.waitFor(() => expect(document.querySelector(".tree-leaf")).not.toBeNull());
+    vi.unstubAllGlobals();
+    expect(fetch.mock.calls[0][0]).toBe("/api/v1/runs/1/rollouts/?step=6");
+    expect(document.querySelectorAll(".tree-leaf")).toHaveLength(5);
   });
 
   it("adds live trees, log lines, checkpoints and status changes", () => {

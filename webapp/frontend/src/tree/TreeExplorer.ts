@@ -175,6 +175,7 @@ export class TreeExplorer {
       return;
     }
     this.renderSelected();
+    if (!entry.record) this.heading.textContent = "Only a summary of this tree reached the page.";
   }
 
   private trim(): void {
