@@ -169,7 +169,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Several models have a "kind" field: name each choice set after its model.
-    "ENUM_NAME_OVERRIDES": {"DatasetKindEnum": "webapp.datasets.models.Dataset.Kind"},
+    "ENUM_NAME_OVERRIDES": {
+        "DatasetKindEnum": "webapp.datasets.models.Dataset.Kind",
+        "RunStatusEnum": "webapp.runs.models.Run.Status",
+        # Tool trials and preflights share one choice set (queued, running, done, failed).
+        "JobStatusEnum": "webapp.tools.models.ToolTrial.Status",
+    },
     # 401 / 404 (page past the end) / 400 (bad filter) documented on every operation that can answer them.
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "webapp.core.api.document_common_errors"],
 }
