@@ -361,6 +361,8 @@ ROUTES: dict[str, Entry] = {
     "runs:launch": Entry("object", (POST_ONLY, Call("POST", 302)), _pk("run")),
     "runs:cancel": Entry("object", (POST_ONLY, Call("POST", 302)), _pk("launched")),
     "runs:resume": Entry("object", (POST_ONLY, Call("POST", 302)), _pk("cancelled")),
+    # Without ids: a chooser of the caller's own launched runs; with ids, scoping is tested in test_live_pages.py.
+    "runs:compare": Entry("signed_in", (GET200,), lists=True),
     "api-runs": Entry("signed_in", (GET200, Call("POST", 201, _own_dataset, "json")), lists=True),
     "api-runs-import": Entry("signed_in", (Call("GET", 405), Call("POST", 201, _own_yaml, "json"))),
     "api-run": _object("run", Call("PATCH", 200, lambda w, v, u: {"name": "renamed"}, "json"), Call("DELETE", 204)),

@@ -92,6 +92,30 @@ def _token_user(token: str) -> Any | None:
     return user
 
 
+async def viewer(scope: dict[str, Any]) -> tuple[Any, int | None]:
+    """Who is connecting, or the close code that refuses them (origin first, then credentials)."""
+    origin = _header(scope, b"origin")
+    token = token_of(scope)
+    if origin is not None and not origin_allowed(origin):
+        return None, CLOSE_FORBIDDEN
+    if token is not None:
+        user = await _token_user(token)
+        return (user, None) if user is not None else (None, CLOSE_UNAUTHENTICATED)
+    user = scope.get("user")
+    if user is None or not user.is_authenticated:
+        return None, CLOSE_UNAUTHENTICATED
+    if origin is None:  # a session cookie without an Origin is not a browser of ours
+        return None, CLOSE_FORBIDDEN
+    return user, None
+
+
+@database_sync_to_async
+def _list_groups(user: Any) -> list[str]:
+    from webapp.accounts.selectors import teams_for
+
+    return [groups.runs_user_group(user.pk), *(groups.runs_team_group(t.pk) for t in teams_for(user=user))]
+
+
 @database_sync_to_async
 def _visible_run(user: Any, run_id: int) -> tuple[Run, bool] | None:
     try:
@@ -136,20 +160,9 @@ class RunConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self._replay(_as_int(after[0]))
 
     async def _authorize(self) -> int | None:
-        origin = _header(self.scope, b"origin")
-        token = token_of(self.scope)
-        if origin is not None and not origin_allowed(origin):
-            return CLOSE_FORBIDDEN
-        if token is not None:
-            user = await _token_user(token)
-            if user is None:
-                return CLOSE_UNAUTHENTICATED
-        else:
-            user = self.scope.get("user")
-            if user is None or not user.is_authenticated:
-                return CLOSE_UNAUTHENTICATED
-            if origin is None:  # a session cookie without an Origin is not a browser of ours
-                return CLOSE_FORBIDDEN
+        user, refusal = await viewer(self.scope)
+        if refusal is not None:
+            return refusal
         found = await _visible_run(user, self.run_id)
         if found is None:
             return CLOSE_NOT_FOUND
@@ -218,3 +231,28 @@ def _as_int(value: Any) -> int:
         return max(0, int(value))
     except (TypeError, ValueError):
         return 0
+
+
+class RunListConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    """The run list (`/ws/runs/`): a `runs.row` for each change of a run the viewer may see (their own
+    runs and their teams'), as `{"type": "runs.row", "run": id, "status": …, "metrics": {…}, …}`.
+    Rows carry no history: a list that reconnects reloads its rows from the page (or the REST API)."""
+
+    async def connect(self) -> None:
+        self.joined: list[str] = []
+        offered = self.scope.get("subprotocols") or []
+        await self.accept(PROTOCOL if PROTOCOL in offered else None)
+        user, refusal = await viewer(self.scope)
+        if refusal is not None:
+            await self.close(code=refusal)
+            return
+        self.joined = await _list_groups(user)
+        for group in self.joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def disconnect(self, code: int) -> None:
+        for group in self.joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def runs_row(self, event: dict[str, Any]) -> None:
+        await self.send_json(event)

@@ -155,3 +155,6 @@ def broadcast(run_id: int, events: Sequence[Mapping[str, Any]]) -> None:
             import logging
 
             logging.getLogger(__name__).warning("run %s: event %s not broadcast", run_id, event.get("seq"))
+    from .live_list import rows_broadcast  # the run list's live rows (one compact message per batch)
+
+    rows_broadcast(run_id, events, send)

@@ -22,8 +22,10 @@ def run_list(
     dataset: Any = None,
     base_model: str | None = None,
     search: str | None = None,
+    owner: str | None = None,
 ) -> QuerySet[Run]:
-    """The runs `user` may see, newest first. `team`: a team slug, or "personal" for the user's own."""
+    """The runs `user` may see, newest first. `team`: a team slug, or "personal" for the user's own;
+    `owner`: a username, who owns the run or (for a team's run) created it."""
     qs = visible_to(Run, user).select_related(
         "owner_user", "owner_team", "created_by", "base_model", "dataset", "eval_dataset", "sft_dataset"
     )
@@ -41,7 +43,19 @@ def run_list(
         qs = qs.filter(base_model__slug=base_model)
     if search:
         qs = qs.filter(name__icontains=search)
+    if owner:
+        qs = qs.filter(Q(owner_user__username=owner) | Q(created_by__username=owner))
     return qs.prefetch_related("tools")
+
+
+def run_owner_choices(*, user: Any) -> list[str]:
+    """Usernames the run list's owner filter offers: the viewer and the members of their teams."""
+    from django.contrib.auth import get_user_model
+
+    from webapp.accounts.selectors import teams_for
+
+    people = get_user_model().objects.filter(Q(pk=user.pk) | Q(memberships__team__in=teams_for(user=user)))
+    return sorted(set(people.values_list("username", flat=True)))
 
 
 def run_get(*, user: Any, run_id: Any) -> Run:

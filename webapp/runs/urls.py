@@ -2,13 +2,14 @@
 
 from django.urls import path
 
-from . import views, views_execution
+from . import views, views_execution, views_live
 
 app_name = "runs"
 urlpatterns = [
     path("", views.run_list, name="list"),
     path("new/", views.run_new, name="create"),
     path("import/", views.run_import, name="import"),
+    path("compare/", views_live.run_compare, name="compare"),
     path("<int:pk>/", views.run_detail, name="detail"),
     path("<int:pk>/edit/", views.run_edit, name="edit"),
     path("<int:pk>/config.yaml", views.run_export, name="export"),

@@ -14,7 +14,7 @@ from arpo_engine import config_meta
 from webapp.accounts.selectors import teams_for
 from webapp.core.errors import DomainError, NotFound
 
-from . import configs, selectors, services
+from . import configs, live_list, selectors, services
 from .forms import ImportForm, RunForm
 from .models import Run
 
@@ -30,13 +30,17 @@ def _run(request: HttpRequest, pk: int) -> Run:
 def run_list(request: HttpRequest) -> HttpResponse:
     team = request.GET.get("team") or None
     status = request.GET.get("status") or None
-    runs = selectors.run_list(user=request.user, team=team, status=status)
+    owner = request.GET.get("owner") or None
+    runs = selectors.run_list(user=request.user, team=team, status=status, owner=owner)
     context = {
         "runs": runs,
+        "rows": live_list.rows_for(runs),  # progress, key metrics, sparkline and alerts; updated live
         "teams": teams_for(user=request.user),
         "team": team or "",
         "status": status or "",
         "statuses": Run.Status.choices,
+        "owner": owner or "",
+        "owners": selectors.run_owner_choices(user=request.user),
     }
     return render(request, "runs/list.html", context)
 
