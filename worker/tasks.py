@@ -19,6 +19,17 @@ def tool_try(trial_id: int) -> None:
     tool_trial_execute(trial_id=trial_id)
 
 
+# --- runs: preflight "Check" (queue "short") ------------------------------------------------------
+
+
+@app.task(name="worker.tasks.run_preflight", ignore_result=True, soft_time_limit=600, time_limit=660)
+def run_preflight(preflight_id: int) -> None:
+    """Check a draft run: a few rollouts of its starting model (arpo_engine.preflight); store the report."""
+    from webapp.runs.preflight import preflight_execute
+
+    preflight_execute(preflight_id=preflight_id)
+
+
 # --- runs (queue "runs") ---------------------------------------------------------------------------
 
 

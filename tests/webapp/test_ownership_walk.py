@@ -33,7 +33,8 @@ from tests.webapp.conftest import PASSWORD
 from webapp.accounts.models import ApiToken, Invitation, Team
 from webapp.datasets.models import Dataset
 from webapp.runs import lifecycle
-from webapp.runs.models import Run
+from webapp.runs.models import Preflight, Run
+from webapp.runs.preflight import run_preflight_start
 from webapp.runs.services import export_yaml
 from webapp.tools.forms import ToolForm
 from webapp.tools.models import Tool, ToolTrial
@@ -101,6 +102,10 @@ class World:
         return self._once(
             "cancelled", variant, lambda n: lifecycle.run_cancel(user=self.alice, run=self.launched(variant))
         )  # type: ignore[no-any-return]
+
+    def preflight(self, variant: str) -> Preflight:
+        """A check of the run, queued (its task is sent only on a real commit)."""
+        return self._once("preflight", variant, lambda n: run_preflight_start(user=self.alice, run=self.run(variant)))  # type: ignore[no-any-return]
 
     def token(self) -> ApiToken:
         return self._once("token", "personal", lambda n: make.token(self.alice, name=n)[0])  # type: ignore[no-any-return]
@@ -361,6 +366,8 @@ ROUTES: dict[str, Entry] = {
     "runs:launch": Entry("object", (POST_ONLY, Call("POST", 302)), _pk("run")),
     "runs:cancel": Entry("object", (POST_ONLY, Call("POST", 302)), _pk("launched")),
     "runs:resume": Entry("object", (POST_ONLY, Call("POST", 302)), _pk("cancelled")),
+    "runs:check": Entry("object", (POST_ONLY, Call("POST", 302)), _pk("run")),
+    "runs:grpo_twin": Entry("object", (POST_ONLY, Call("POST", 302)), _pk("run")),
     # Without ids: a chooser of the caller's own launched runs; with ids, scoping is tested in test_live_pages.py.
     "runs:compare": Entry("signed_in", (GET200,), lists=True),
     "api-runs": Entry("signed_in", (GET200, Call("POST", 201, _own_dataset, "json")), lists=True),
@@ -376,6 +383,11 @@ ROUTES: dict[str, Entry] = {
     "api-run-metrics": _object("run"),
     "api-run-rollouts": _object("run"),
     "api-run-checkpoints": _object("run"),
+    "api-run-preflight": Entry("object", (POST_ONLY, Call("POST", 202)), _pk("run")),
+    "api-run-preflight-detail": Entry(
+        "object", (GET200,), lambda w, v: {"pk": w.run(v).pk, "preflight_id": w.preflight(v).pk}
+    ),
+    "api-run-grpo-twin": Entry("object", (POST_ONLY, Call("POST", 201)), _pk("run")),
     "api-base-models": Entry("signed_in", (GET200,)),
     "api-presets": Entry("signed_in", (GET200,)),
     "api-config-schema": Entry("signed_in", (GET200,)),

@@ -55,7 +55,7 @@ class RunSerializer(serializers.ModelSerializer):
         fields = [
             "id", "uid", "name", "status", "preset", "preset_label", "base_model", "dataset", "eval_dataset",
             "sft_dataset", "tools", "overrides", "config", "launchable", "errors", "warnings", "validated_at",
-            "cloned_from", "owner", "team", "created_by", "created_at", "updated_at",
+            "cloned_from", "twin_of", "owner", "team", "created_by", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import api, api_execution
+from . import api, api_execution, api_preflight
 
 urlpatterns = [
     path("runs/", api.RunListCreate.as_view(), name="api-runs"),
@@ -18,6 +18,13 @@ urlpatterns = [
     path("runs/<int:pk>/metrics/", api_execution.RunMetrics.as_view(), name="api-run-metrics"),
     path("runs/<int:pk>/rollouts/", api_execution.RunRollouts.as_view(), name="api-run-rollouts"),
     path("runs/<int:pk>/checkpoints/", api_execution.RunCheckpoints.as_view(), name="api-run-checkpoints"),
+    path("runs/<int:pk>/preflight/", api_preflight.RunPreflightStart.as_view(), name="api-run-preflight"),
+    path(
+        "runs/<int:pk>/preflight/<int:preflight_id>/",
+        api_preflight.RunPreflightDetail.as_view(),
+        name="api-run-preflight-detail",
+    ),
+    path("runs/<int:pk>/grpo-twin/", api_preflight.RunGrpoTwin.as_view(), name="api-run-grpo-twin"),
     path("base-models/", api.BaseModelList.as_view(), name="api-base-models"),
     path("presets/", api.PresetList.as_view(), name="api-presets"),
     path("config-schema/", api.ConfigSchema.as_view(), name="api-config-schema"),

@@ -17,6 +17,7 @@ from webapp.core.errors import DomainError, NotFound
 from . import configs, live_list, selectors, services
 from .forms import ImportForm, RunForm
 from .models import Run
+from .views_preflight import preflight_context
 
 
 def _run(request: HttpRequest, pk: int) -> Run:
@@ -159,6 +160,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "diff": selectors.config_diff(run),
         "preset_label": configs.preset_label(run.preset),
         "error_count": sum(len(v) for v in run.errors.values()),
+        **preflight_context(request, run),
     }
     return render(request, "runs/detail.html", context)
 
