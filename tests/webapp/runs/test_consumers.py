@@ -274,3 +274,44 @@ async def test_a_token_of_an_outsider_is_refused_with_4404(
     run = await database_sync_to_async(make_run)(alice)
     _, secret = await database_sync_to_async(make.token)(charlie)
     assert await _closed_with(await _connect(run, (b"authorization", f"Token {secret}".encode()))) == 4404
+
+
+async def _list_socket(user: User) -> WebsocketCommunicator:
+    cookie = await database_sync_to_async(_cookie)(user)
+    communicator = WebsocketCommunicator(APP, "/ws/runs/", headers=[cookie, ORIGIN])
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def test_the_run_list_socket_gets_rows_of_team_runs_and_never_an_outsider(
+    alice: User, bob: User, charlie: User, lab: Team, make_run: Callable[..., Run]
+) -> None:
+    run = await database_sync_to_async(make_run)(alice, lab)
+    sockets = {name: await _list_socket(user) for name, user in (("alice", alice), ("bob", bob), ("charlie", charlie))}
+    await record(run.pk, [_event(1), _event(2, "log", line="not a row change")])
+    for name in ("alice", "bob"):
+        row = await sockets[name].receive_json_from(timeout=WAIT)
+        assert row["type"] == "runs.row" and row["run"] == run.pk
+        assert row["steps_done"] == 1 and row["metrics"] == {"reward/mean": 0.1} and row["spark"] == 0.1
+    assert await sockets["charlie"].receive_nothing(timeout=0.5)
+    for ws in sockets.values():
+        await ws.disconnect()
+
+
+async def test_the_run_list_socket_of_a_personal_run_reaches_its_owner_only(
+    alice: User, bob: User, lab: Team, make_run: Callable[..., Run]
+) -> None:
+    run = await database_sync_to_async(make_run)(alice)
+    owner, teammate = await _list_socket(alice), await _list_socket(bob)
+    await record(run.pk, [_event(1)])
+    assert (await owner.receive_json_from(timeout=WAIT))["run"] == run.pk
+    assert await teammate.receive_nothing(timeout=0.5)
+    await owner.disconnect()
+    await teammate.disconnect()
+
+
+async def test_the_run_list_socket_refuses_anonymous_with_4401() -> None:
+    communicator = WebsocketCommunicator(APP, "/ws/runs/", headers=[ORIGIN])
+    await communicator.connect()
+    assert await _closed_with(communicator) == 4401
