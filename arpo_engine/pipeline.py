@@ -58,8 +58,13 @@ def run_sft_stage(
     *,
     log: Callable[[str], None] = print,
     should_stop: Callable[[], bool] = lambda: False,
+    on_progress: Callable[[int, dict[str, float]], None] | None = None,
 ) -> Path:
-    """SFT the configured model on the demonstrations and save it to out_dir."""
+    """SFT the configured model on the demonstrations and save it to out_dir.
+
+    `on_progress(update, metrics)` after every optimizer update: `sft/loss`, `sft/progress` (0..1 of the
+    planned updates), `sft/update`, `sft/updates_total`, `sft/grad_norm`, `sft/tokens`.
+    """
     from arpo_engine.data import load_sft_demos
     from arpo_engine.models import resolve_model_path
     from arpo_engine.sft import encode_demo, run_sft
@@ -86,8 +91,11 @@ def run_sft_stage(
     longest = max(len(e.prompt_ids) + len(e.response_ids) for e in examples)
     log(f"SFT on {len(examples)} demonstrations (longest {longest} tokens), {config.sft.epochs} epochs")
     started = time.perf_counter()
+    total = sft_updates_total(config, len(examples))
 
     def report(update: int, metrics: dict[str, float]) -> None:
+        if on_progress is not None:
+            on_progress(update, sft_progress(update, total, metrics))
         if update == 1 or update % 10 == 0:
             log(f"  sft update {update}: loss {metrics['sft/loss']:.4f} ({time.perf_counter() - started:.0f} s)")
 
@@ -106,6 +114,25 @@ def run_sft_stage(
     path = save_model(model, tokenizer, out_dir)
     log(f"SFT model saved to {path}")
     return path
+
+
+def sft_updates_total(config: RunConfig, examples: int) -> int:
+    """Optimizer updates the SFT stage plans (as arpo_engine.sft.run_sft counts them)."""
+    import math
+
+    return max(1, math.ceil(config.sft.epochs * examples / config.sft.batch_size))
+
+
+def sft_progress(update: int, total: int, metrics: Mapping[str, float]) -> dict[str, float]:
+    """One SFT update's progress record, in the `sft/` names the run's dashboard shows."""
+    return {
+        "sft/loss": float(metrics["sft/loss"]),
+        "sft/progress": min(1.0, update / total),
+        "sft/update": float(update),
+        "sft/updates_total": float(total),
+        "sft/grad_norm": float(metrics.get("grad/norm", 0.0)),
+        "sft/tokens": float(metrics.get("sft/tokens", 0.0)),
+    }
 
 
 def seeded_rng(config: RunConfig) -> random.Random:
@@ -175,10 +202,13 @@ def run_training(
     should_stop: Callable[[], bool] = lambda: False,
     on_rollout: Callable[..., None] | None = None,
     tool_secrets: Mapping[str, Mapping[str, str]] | None = None,
+    sft_sink: Callable[[int, dict[str, float]], None] | None = None,
 ) -> Any:
     """SFT cold start (if configured and not done), then ARPO; resumes from the last checkpoint.
 
     `tool_secrets`: per tool name, secrets kept out of the config (http headers), as `build_tools` takes them.
+    `sft_sink(update, metrics)`: the cold start's progress and loss after every SFT update (`sft/` names);
+    apart from `sink`, whose steps are RL steps.
     """
     from transformers import AutoTokenizer
 
@@ -200,7 +230,7 @@ def run_training(
 
     start_path = manager.run_dir / "sft-model" if config.sft.data_path else base_path
     if point is None and config.sft.data_path and not (start_path / "config.json").is_file():
-        run_sft_stage(config, start_path, log=log, should_stop=should_stop)
+        run_sft_stage(config, start_path, log=log, should_stop=should_stop, on_progress=sft_sink)
     model_path = start_path
     if point is not None:
         model_path = _resume_weights(config, point, start_path)

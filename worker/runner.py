@@ -191,6 +191,7 @@ class RunActor:
             sink=self._sink,
             should_stop=self._stop.is_set,
             on_rollout=self._on_rollout,
+            sft_sink=self._sft_sink,
             **kwargs,
         )
 
@@ -208,6 +209,12 @@ class RunActor:
         for group, group_rewards in pairs:
             tree = tree_record(group, group_rewards, max_bytes=self.options.tree_max_bytes)
             self.events.emit("rollout", tree, step=step)
+
+    def _sft_sink(self, update: int, metrics: Mapping[str, float]) -> None:
+        """The SFT cold start's progress and loss: a metrics event without a step (steps are RL steps), so the
+        relay stores and broadcasts it but writes no MetricPoint."""
+        self._set_phase("sft")
+        self.events.emit("metrics", {key: float(value) for key, value in metrics.items()})
 
     def _sink(self, step: int, metrics: Mapping[str, float]) -> None:
         values = {key: float(value) for key, value in metrics.items()}
