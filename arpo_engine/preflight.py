@@ -143,7 +143,9 @@ def run_preflight(
         t = time.perf_counter()
         call_format = get_format(checked.rollout.call_format, sampler.tokenizer)
         deps = RolloutDeps(sampler, tools, call_format, random.Random(config.seed))
-        log(f"rolling out {len(chosen)} prompts x {paths} paths (responses up to {checked.rollout.max_response_tokens})")
+        log(
+            f"rolling out {len(chosen)} prompts x {paths} paths (responses up to {checked.rollout.max_response_tokens})"
+        )
         batch = run_rollouts(chosen, checked, deps)
         timings["rollout_s"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -190,7 +192,9 @@ def _model_at(config: RunConfig, path: Path) -> RunConfig:
     return RunConfig.from_dict(raw)
 
 
-def preflight_metrics(groups: Sequence[Any], rewards: Sequence[Sequence[Any]], rollout: Mapping[str, float]) -> dict[str, float]:
+def preflight_metrics(
+    groups: Sequence[Any], rewards: Sequence[Sequence[Any]], rollout: Mapping[str, float]
+) -> dict[str, float]:
     """PRODUCT.md's names where one exists; `tools/call_rate` is the fraction of paths with a tool call."""
     from arpo_engine.trainer import reward_metrics
 
@@ -229,8 +233,10 @@ def preflight_warnings(
                        "comes first and should teach it; if the run still calls none, add SFT demonstrations that "
                        "show tool calls.")  # fmt: skip
         else:
-            message = (f"The model never calls a tool ({n} of {n} paths without a call): add SFT demonstrations "
-                       "(a cold start that shows tool calls), or start from a model that already calls tools.")  # fmt: skip
+            message = (
+                f"The model never calls a tool ({n} of {n} paths without a call): add SFT demonstrations "
+                "(a cold start that shows tool calls), or start from a model that already calls tools."
+            )
         out.append(PreflightWarning("no_tool_calls", message))
     if rewards and len(set(rewards)) == 1:
         out.append(PreflightWarning(

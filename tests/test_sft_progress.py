@@ -37,7 +37,9 @@ def test_the_sft_stage_reports_loss_and_progress_after_every_update(tmp_path: Pa
     assert all(m["sft/loss"] > 0 and m["sft/updates_total"] == 3 for _, m in seen)
 
 
-def test_a_run_with_demonstrations_reports_its_sft_apart_from_its_rl_steps(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_a_run_with_demonstrations_reports_its_sft_apart_from_its_rl_steps(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
     sft: list[int] = []
     rl: list[int] = []
     run_training(

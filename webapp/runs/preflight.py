@@ -74,7 +74,11 @@ def preflight_execute(*, preflight_id: int) -> Preflight:
     try:
         config = RunConfig.from_dict(run.config)
         secrets = tool_secrets_by_name(tool_ids=list(run.tools.values_list("pk", flat=True)))
-        report = run_preflight(config, run_id=str(run.pk), tool_secrets=secrets or None, **check_size())
+        size = check_size()
+        report = run_preflight(
+            config, run_id=str(run.pk), tool_secrets=secrets or None, prompts=size["prompts"], paths=size["paths"],
+            max_response_tokens=size["max_response_tokens"],
+        )  # fmt: skip
     except Exception as exc:  # whatever stopped the check, the person sees why, never a traceback
         log.warning("preflight %s of run %s failed", preflight.pk, run.pk, exc_info=True)
         preflight.status, preflight.error = Preflight.Status.FAILED, explain(exc)

@@ -1,4 +1,4 @@
-""""Compare with GRPO": one action that clones a run into its GRPO baseline twin and launches the pair.
+"""The "Compare with GRPO" action: one action that clones a run into its GRPO baseline twin and launches the pair.
 
 The twin keeps the run's data, tools, model, seed, group size M, steps, learning rate and every other
 knob, and takes the `grpo_baseline` preset's algorithm: no branching, N = M independent samples per

@@ -67,13 +67,13 @@ def preflight_stats(found: Preflight) -> list[dict[str, str]]:
     m = (found.results or {}).get("metrics") or {}
     return [
         {"label": "Tool-call rate", "value": _percent(m.get("tools/call_rate")), "help": "paths with a tool call"},
-        {"label": "Format valid", "value": _percent(m.get("format/ok_frac")), "help": "paths the scorer's format accepts"},
+        {"label": "Format valid", "value": _percent(m.get("format/ok_frac")), "help": "paths in the scorer's format"},
         {"label": "Reward", "value": f"{_number(m.get('reward/mean'))} ± {_number(m.get('reward/std'))}",
          "help": "mean ± spread over every path"},
         {"label": "Degenerate groups", "value": _percent(m.get("groups/degenerate_frac")),
          "help": "prompts whose paths all got one reward (no signal)"},
         {"label": "Mean length", "value": _number(m.get("response/len_mean"), 0), "help": "response tokens per path"},
-        {"label": "Clipped", "value": _percent(m.get("response/clip_frac")), "help": "paths cut by the response budget"},
+        {"label": "Clipped", "value": _percent(m.get("response/clip_frac")), "help": "paths cut by the budget"},
     ]  # fmt: skip
 
 

@@ -5,6 +5,7 @@ The worker's side of the check is tested through a real worker in tests/worker/t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -18,12 +19,12 @@ from webapp.runs.services import run_create, run_update
 pytestmark = pytest.mark.django_db
 
 
-def _run(user: Any, prompts: Any, tools: list[Any] = (), **overrides: Any) -> Run:  # type: ignore[assignment]
+def _run(user: Any, prompts: Any, tools: Sequence[Any] = (), *, extra: dict[str, Any] | None = None) -> Run:
     return run_create(
         user=user, name="arpo", preset="arpo_paper", base_model="smollm2-135m", dataset=prompts,
         tools=[t.pk for t in tools],
         overrides={"seed": 7, "rollout.group_size": 8, "rollout.initial_samples": 4, "train.steps": 5,
-                   "optim.lr": 3e-6, "rollout.max_response_tokens": 512, **overrides},
+                   "optim.lr": 3e-6, "rollout.max_response_tokens": 512, **(extra or {})},
     )  # fmt: skip
 
 
@@ -60,7 +61,7 @@ def test_a_second_check_while_one_is_pending_returns_the_pending_one(
 
 
 def test_a_draft_with_problems_cannot_be_checked(api_for: Any, alice: Any, small_model: Any, prompts: Any) -> None:
-    run = _run(alice, prompts, **{"rollout.initial_samples": 16})  # N > M
+    run = _run(alice, prompts, extra={"rollout.initial_samples": 16})  # N > M
     assert not run.launchable
     response = api_for(alice).post(f"/api/v1/runs/{run.pk}/preflight/")
     assert response.status_code == 409 and response.json()["code"] == "not_launchable"
@@ -72,7 +73,9 @@ def test_a_launched_run_is_not_checked(api_for: Any, alice: Any, small_model: An
     assert response.status_code == 409 and response.json()["code"] == "not_draft"
 
 
-def test_an_outsider_cannot_read_a_check(api_for: Any, alice: Any, charlie: Any, small_model: Any, prompts: Any) -> None:
+def test_an_outsider_cannot_read_a_check(
+    api_for: Any, alice: Any, charlie: Any, small_model: Any, prompts: Any
+) -> None:
     run = _run(alice, prompts)
     check = api_for(alice).post(f"/api/v1/runs/{run.pk}/preflight/").json()
     assert api_for(charlie).get(f"/api/v1/runs/{run.pk}/preflight/{check['id']}/").status_code == 404
@@ -112,7 +115,14 @@ def test_the_grpo_twin_keeps_data_seed_m_steps_and_lr_and_has_n_equal_m_without_
     twin = Run.objects.get(pk=response.json()["id"])
     assert twin.twin_of_id == run.pk and twin.cloned_from_id == run.pk and twin.preset == "grpo_baseline"
     a, b = config_meta.flatten(run.config), config_meta.flatten(twin.config)
-    for key in ("seed", "rollout.group_size", "train.steps", "optim.lr", "data.train_path", "rollout.max_response_tokens"):
+    for key in (
+        "seed",
+        "rollout.group_size",
+        "train.steps",
+        "optim.lr",
+        "data.train_path",
+        "rollout.max_response_tokens",
+    ):
         assert a[key] == b[key], key
     assert b["branching.enabled"] is False and b["rollout.initial_samples"] == b["rollout.group_size"] == 8
     assert [t["name"] for t in twin.config["tools"]] == [t["name"] for t in run.config["tools"]]
@@ -132,7 +142,7 @@ def test_compare_with_grpo_launches_a_launchable_draft_and_its_twin(
 def test_a_draft_that_is_not_launchable_gets_its_twin_as_a_draft(
     api_for: Any, alice: Any, small_model: Any, prompts: Any
 ) -> None:
-    run = _run(alice, prompts, **{"rollout.initial_samples": 16})
+    run = _run(alice, prompts, extra={"rollout.initial_samples": 16})
     twin = api_for(alice).post(f"/api/v1/runs/{run.pk}/grpo-twin/").json()
     run.refresh_from_db()
     assert run.status == "draft" and twin["status"] == "draft" and twin["twin_of"] == run.pk
