@@ -32,7 +32,7 @@ from tests.webapp import factories as make
 from tests.webapp.conftest import PASSWORD
 from webapp.accounts.models import ApiToken, Invitation, Team
 from webapp.datasets.models import Dataset
-from webapp.runs import lifecycle
+from webapp.runs import lifecycle, recording
 from webapp.runs.models import Preflight, Run
 from webapp.runs.preflight import run_preflight_start
 from webapp.runs.services import export_yaml
@@ -106,6 +106,20 @@ class World:
     def preflight(self, variant: str) -> Preflight:
         """A check of the run, queued (its task is sent only on a real commit)."""
         return self._once("preflight", variant, lambda n: run_preflight_start(user=self.alice, run=self.run(variant)))  # type: ignore[no-any-return]
+
+    def checkpointed(self, variant: str) -> Run:
+        """A launched run with one checkpoint recorded by the worker's service, its folder on disk."""
+
+        def build(name: str) -> Run:
+            run = self.launched(variant)
+            folder = run.checkpoint_dir() / f"run-{run.pk}" / "step-1"
+            folder.mkdir(parents=True)
+            (folder / "config.json").write_text("{}")
+            event = {"seq": 1, "kind": "checkpoint", "step": 1, "data": {"folder": str(folder), "metrics": {}}}
+            recording.run_events_record(run_id=run.pk, events=[event])
+            return run
+
+        return self._once("checkpointed", variant, build)  # type: ignore[no-any-return]
 
     def token(self) -> ApiToken:
         return self._once("token", "personal", lambda n: make.token(self.alice, name=n)[0])  # type: ignore[no-any-return]
@@ -367,6 +381,10 @@ ROUTES: dict[str, Entry] = {
     "runs:cancel": Entry("object", (POST_ONLY, Call("POST", 302)), _pk("launched")),
     "runs:resume": Entry("object", (POST_ONLY, Call("POST", 302)), _pk("cancelled")),
     "runs:check": Entry("object", (POST_ONLY, Call("POST", 302)), _pk("run")),
+    "runs:checkpoints": _object("checkpointed"),
+    "runs:checkpoint_download": Entry(
+        "object", (GET200,), lambda w, v: {"pk": w.checkpointed(v).pk, "ref": "latest"}
+    ),
     "runs:grpo_twin": Entry("object", (POST_ONLY, Call("POST", 302)), _pk("run")),
     # Without ids: a chooser of the caller's own launched runs; with ids, scoping is tested in test_live_pages.py.
     "runs:compare": Entry("signed_in", (GET200,), lists=True),
@@ -382,7 +400,10 @@ ROUTES: dict[str, Entry] = {
     "api-run-events": _object("run"),
     "api-run-metrics": _object("run"),
     "api-run-rollouts": _object("run"),
-    "api-run-checkpoints": _object("run"),
+    "api-run-checkpoints": _object("checkpointed"),
+    "api-run-checkpoint-download": Entry(
+        "object", (GET200,), lambda w, v: {"pk": w.checkpointed(v).pk, "ref": "1"}
+    ),
     "api-run-preflight": Entry("object", (POST_ONLY, Call("POST", 202)), _pk("run")),
     "api-run-preflight-detail": Entry(
         "object", (GET200,), lambda w, v: {"pk": w.run(v).pk, "preflight_id": w.preflight(v).pk}

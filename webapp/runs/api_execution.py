@@ -1,5 +1,5 @@
 """REST API of a run's execution: launch, cancel, resume; its state, events, metrics, rollout trees and
-checkpoints. Mounted with the other run routes under /api/v1/runs/<id>/.
+checkpoints (api_checkpoints.py). Mounted with the other run routes under /api/v1/runs/<id>/.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from webapp.core.api import ErrorSerializer
 from webapp.core.errors import DomainError
 
 from . import lifecycle, selectors
-from .models import Checkpoint, MetricPoint, RolloutTree, Run, RunEvent
+from .models import MetricPoint, RolloutTree, Run, RunEvent
 
 _ERRORS = {
     404: OpenApiResponse(ErrorSerializer, description="No such run, or not yours to see."),
@@ -63,15 +63,6 @@ class RolloutTreeSerializer(serializers.ModelSerializer):
     class Meta:
         model = RolloutTree
         fields = ["step", "prompt_index", "seq", "reward_mean", "size_bytes", "data"]
-        read_only_fields = fields
-
-
-class CheckpointSerializer(serializers.ModelSerializer):
-    metrics = serializers.DictField()
-
-    class Meta:
-        model = Checkpoint
-        fields = ["step", "seq", "metrics", "size_bytes", "created_at"]
         read_only_fields = fields
 
 
@@ -150,9 +141,3 @@ class RunRollouts(APIView):
     def get(self, request: Request, pk: int) -> Response:
         trees = selectors.rollout_trees(run=_run(request, pk), step=_int(request, "step", None))
         return Response(RolloutTreeSerializer(trees, many=True).data)
-
-
-class RunCheckpoints(APIView):
-    @extend_schema(responses={200: CheckpointSerializer(many=True), 404: _ERRORS[404]})
-    def get(self, request: Request, pk: int) -> Response:
-        return Response(CheckpointSerializer(selectors.checkpoints(run=_run(request, pk)), many=True).data)

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import api, api_execution, api_preflight
+from . import api, api_checkpoints, api_execution, api_preflight
 
 urlpatterns = [
     path("runs/", api.RunListCreate.as_view(), name="api-runs"),
@@ -17,7 +17,12 @@ urlpatterns = [
     path("runs/<int:pk>/events/", api_execution.RunEvents.as_view(), name="api-run-events"),
     path("runs/<int:pk>/metrics/", api_execution.RunMetrics.as_view(), name="api-run-metrics"),
     path("runs/<int:pk>/rollouts/", api_execution.RunRollouts.as_view(), name="api-run-rollouts"),
-    path("runs/<int:pk>/checkpoints/", api_execution.RunCheckpoints.as_view(), name="api-run-checkpoints"),
+    path("runs/<int:pk>/checkpoints/", api_checkpoints.RunCheckpoints.as_view(), name="api-run-checkpoints"),
+    path(
+        "runs/<int:pk>/checkpoints/<str:ref>/download",
+        api_checkpoints.RunCheckpointDownload.as_view(),
+        name="api-run-checkpoint-download",
+    ),
     path("runs/<int:pk>/preflight/", api_preflight.RunPreflightStart.as_view(), name="api-run-preflight"),
     path(
         "runs/<int:pk>/preflight/<int:preflight_id>/",

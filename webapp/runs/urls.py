@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views, views_execution, views_live, views_preflight
+from . import views, views_checkpoints, views_execution, views_live, views_preflight
 
 app_name = "runs"
 urlpatterns = [
@@ -18,6 +18,8 @@ urlpatterns = [
     path("<int:pk>/launch/", views_execution.run_launch, name="launch"),
     path("<int:pk>/cancel/", views_execution.run_cancel, name="cancel"),
     path("<int:pk>/resume/", views_execution.run_resume, name="resume"),
+    path("<int:pk>/checkpoints/", views_checkpoints.run_checkpoints, name="checkpoints"),
+    path("<int:pk>/checkpoints/<str:ref>/download", views_checkpoints.checkpoint_download, name="checkpoint_download"),
     path("<int:pk>/check/", views_preflight.run_check, name="check"),
     path("<int:pk>/grpo-twin/", views_preflight.run_grpo_twin, name="grpo_twin"),
 ]
