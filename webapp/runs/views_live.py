@@ -35,8 +35,8 @@ def compare_ids(request: HttpRequest) -> list[int]:
 
 def compare_config(runs: list[Run]) -> dict[str, Any]:
     """The compare page's JSON (frontend compare.ts): each run's label and metric history."""
-    labels = [f"{run.name} ({run.preset_label})" for run in runs]
-    if len(set(labels)) < len(labels):  # same name and preset: tell them apart by id
+    labels = [run.name for run in runs]  # short: the charts' legends repeat it on every series
+    if len(set(labels)) < len(labels):  # same name: tell them apart by id
         labels = [f"{label} #{run.pk}" for label, run in zip(labels, runs, strict=True)]
     return {
         "runs": [
