@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,31 @@ class Client:
 
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path)
+
+    def download(self, path: str, dest: Path, progress: Callable[[int, int | None], None] | None = None) -> int:
+        """Stream a file answer to `dest` in chunks (never whole in memory); returns the bytes written.
+        `progress(done, total)` is called per chunk; total is the Content-Length, or None."""
+        headers = {"Authorization": f"Token {self.token}"} if self.token else {}
+        url = f"{self.url}/api/v1/{path.lstrip('/')}"
+        try:
+            with httpx.stream("GET", url, headers=headers, timeout=self.timeout) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                length = response.headers.get("content-length")
+                total = int(length) if length and length.isdigit() else None
+                done = 0
+                with dest.open("wb") as f:
+                    for chunk in response.iter_bytes(1 << 20):
+                        f.write(chunk)
+                        done += len(chunk)
+                        if progress is not None:
+                            progress(done, total)
+        except httpx.HTTPError as exc:
+            raise ApiError(f"Download from {self.url} failed: {exc}") from None
+        if total is not None and done != total:
+            raise ApiError(f"The download stopped after {done} of {total} bytes; try again.")
+        return done
 
     def all_pages(self, path: str, **params: Any) -> list[Any]:
         """Every item of a paginated list."""

@@ -4,6 +4,7 @@
     arpo datasets upload train.jsonl --eval-percent 10
     arpo tools create --file tool.json && arpo tools try 3 --args '{"code": "print(2+2)"}'
     arpo runs create --name first --preset arpo_paper --base-model smollm2-135m-demo-sft --dataset 1 --tool 3
+    arpo runs launch 7 --watch && arpo checkpoints download 7 best -o checkpoints/
 """
 
 from __future__ import annotations
@@ -371,6 +372,9 @@ def runs_export(
         output.write_text(text)
         err.print(f"Wrote {output}")
 
+
+# Registers `runs launch|cancel|resume|watch` and `checkpoints list|download` (a module of their own, for size).
+from . import execution  # noqa: E402, F401
 
 if __name__ == "__main__":
     app()
