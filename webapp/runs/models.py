@@ -109,6 +109,13 @@ class Run(Owned):
     launched_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # --- compute used (worker/usage.py): totals over the run's attempts, the detail per attempt in `usage` ---
+    wall_seconds = models.FloatField(default=0.0, help_text="Seconds the run's actors ran the engine.")
+    cpu_seconds = models.FloatField(default=0.0, help_text="CPU time the run's actor processes used (user + system).")
+    gpu_seconds = models.FloatField(default=0.0, help_text="GPUs Ray assigned to the run's actors × their seconds.")
+    usage = models.JSONField(
+        default=dict, blank=True, help_text="{attempt: {wall_s, cpu_s, gpu_s, cpus, gpus}}: what each actor used."
+    )
 
     class Meta(Owned.Meta):
         ordering = ["-created_at", "-id"]
