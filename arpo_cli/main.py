@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -266,7 +267,7 @@ def tools_try(
     with out.status("Running on the worker…"):
         while trial.get("status") not in ("done", "failed") and time.monotonic() < deadline:
             time.sleep(0.3)
-            trial = _call(lambda path=f"tools/{tool_id}/trials/{trial['id']}/": client.get(path))
+            trial = _call(functools.partial(client.get, f"tools/{tool_id}/trials/{trial['id']}/"))
     if as_json:
         _print_json(trial)
     elif trial.get("status") not in ("done", "failed"):

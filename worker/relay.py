@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 
 log = logging.getLogger(__name__)
+USAGE_EVERY_S = 5.0
 
 
 def actor_name(run_id: int) -> str:
@@ -79,6 +80,8 @@ class Relay:
         self.actor: Any = None
         self.placed = False
         self.stop_sent = False
+        self.usage: dict[str, Any] | None = None  # the actor's latest compute report (webapp/runs/usage.py)
+        self.usage_saved_at = 0.0
 
     # --- the actor ---------------------------------------------------------------------------------------
 
@@ -105,6 +108,7 @@ class Relay:
             tree_max_bytes=settings.ARPO_RUN_TREE_MAX_BYTES,
             no_tool_steps=settings.ARPO_RUN_NO_TOOL_STEPS,
             threads=settings.ARPO_RUN_THREADS,
+            extra={"attempt": run.attempts + 1},
         )
         actor_class = remote_class(
             name=actor_name(self.run_id),
@@ -122,6 +126,7 @@ class Relay:
             self.run_id, run.config, first_seq=run.last_seq + 1, secrets=secrets, options=options
         )
         self.actor.start.remote()
+        self.usage = None
         self.placed = False
         self.stop_sent = False
 
@@ -168,12 +173,14 @@ class Relay:
                 continue  # not placed yet (queued for resources) or busy: keep waiting on the same call
             except RayActorError:
                 pending = None
+                self._save_usage(None, force=True)  # what the dead actor used, as last reported
                 outcome = self._actor_gone()
                 if outcome is not None:
                     return outcome
                 after = Run.objects.values_list("last_seq", flat=True).get(pk=self.run_id)
                 continue
             pending = None
+            self._save_usage(reply.get("usage"), force=bool(reply["done"]))
             if not self.placed:
                 self.placed = True
                 run = Run.objects.get(pk=self.run_id)
@@ -188,6 +195,18 @@ class Relay:
                 return "finished"
             if not events:
                 time.sleep(settings.ARPO_RUN_POLL_S)
+
+    def _save_usage(self, usage: dict[str, Any] | None, *, force: bool) -> None:
+        """Store the actor's compute report every few seconds and at its end (idempotent per attempt)."""
+        from webapp.runs.usage import run_usage_record
+
+        if usage is not None:
+            self.usage = usage
+        now = time.monotonic()
+        if self.usage is None or (not force and now - self.usage_saved_at < USAGE_EVERY_S):
+            return
+        self.usage_saved_at = now
+        run_usage_record(run_id=self.run_id, usage=self.usage)
 
     def _check_stop(self) -> str | None:
         """Pass a cancel to the actor; an actor still waiting for resources is simply removed."""

@@ -121,6 +121,9 @@ class RunActor:
         self._thread: threading.Thread | None = None
         self._reported_checkpoints: set[int] = set()
         self._tool_calls_seen = False
+        self._began: tuple[float, float] | None = None  # (monotonic, process CPU seconds) when the engine started
+        self._ended: tuple[float, float] | None = None
+        self._resources: dict[str, float] = {}
 
     # --- called by the relay -------------------------------------------------------------------------------
 
@@ -135,7 +138,20 @@ class RunActor:
     def poll(self, after: int, limit: int = 200) -> dict[str, Any]:
         events = self.events.after(after, limit)
         done = self.state in TERMINAL and self.events.pending == len(events)
-        return {"events": events, "state": self.state, "done": done, "pid": os.getpid()}
+        return {"events": events, "state": self.state, "done": done, "pid": os.getpid(), "usage": self.usage()}
+
+    def usage(self) -> dict[str, Any]:
+        """Compute this actor used so far: wall and CPU seconds of the engine (its process and the tool
+        subprocesses it waited for), and the GPUs Ray assigned it × wall seconds."""
+        if self._began is None:
+            return {"attempt": self.options.extra.get("attempt", 0), "wall_s": 0.0, "cpu_s": 0.0, "gpu_s": 0.0}
+        until = self._ended or (time.monotonic(), _cpu_seconds())
+        wall = until[0] - self._began[0]
+        gpus, cpus = self._resources.get("GPU", 0.0), self._resources.get("CPU", 0.0)
+        return {
+            "attempt": self.options.extra.get("attempt", 0), "wall_s": round(wall, 3),
+            "cpu_s": round(until[1] - self._began[1], 3), "gpu_s": round(gpus * wall, 3), "cpus": cpus, "gpus": gpus,
+        }  # fmt: skip
 
     def request_stop(self) -> bool:
         self._stop.set()
@@ -152,6 +168,8 @@ class RunActor:
             self.events.emit("phase", {"phase": phase})
 
     def _main(self) -> None:
+        self._began = (time.monotonic(), _cpu_seconds())
+        self._resources = _assigned_resources()
         self.state = "running"
         self.events.emit("status", {"status": "running", "pid": os.getpid()})
         self._set_phase("loading")
@@ -169,6 +187,7 @@ class RunActor:
             reason = self.fail_reason or explain_failure(exc, self.phase)
             self.events.emit("log", {"line": traceback.format_exc(), "level": "error"}, private=True)
         self._set_phase("finished")
+        self._ended = (time.monotonic(), _cpu_seconds())
         self.events.emit("status", {"status": status, "reason": reason, "steps_done": steps})
         self.state = status
 
@@ -247,6 +266,24 @@ class RunActor:
                 "shows tool calls), or start from a model that already calls tools."
             )
             self._stop.set()
+
+
+def _cpu_seconds() -> float:
+    # The actor's process is the run's alone; children: tool subprocesses (python sandbox) once waited for.
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _assigned_resources() -> dict[str, float]:
+    """What Ray placed this actor with ({"CPU": 1.0, "GPU": 1.0} …); empty outside Ray."""
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            return {}
+        return {k: float(v) for k, v in ray.get_runtime_context().get_assigned_resources().items()}
+    except Exception:  # usage is reported best-effort; it must never stop a run
+        return {}
 
 
 def remote_class(**ray_options: Any) -> Any:

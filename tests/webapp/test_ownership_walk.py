@@ -385,6 +385,7 @@ ROUTES: dict[str, Entry] = {
     "runs:checkpoint_download": Entry(
         "object", (GET200,), lambda w, v: {"pk": w.checkpointed(v).pk, "ref": "latest"}
     ),
+    "runs:usage": Entry("signed_in", (GET200,), lists=True),
     "runs:grpo_twin": Entry("object", (POST_ONLY, Call("POST", 302)), _pk("run")),
     # Without ids: a chooser of the caller's own launched runs; with ids, scoping is tested in test_live_pages.py.
     "runs:compare": Entry("signed_in", (GET200,), lists=True),
@@ -409,6 +410,7 @@ ROUTES: dict[str, Entry] = {
         "object", (GET200,), lambda w, v: {"pk": w.run(v).pk, "preflight_id": w.preflight(v).pk}
     ),
     "api-run-grpo-twin": Entry("object", (POST_ONLY, Call("POST", 201)), _pk("run")),
+    "api-usage": Entry("signed_in", (GET200,), lists=True),
     "api-base-models": Entry("signed_in", (GET200,)),
     "api-presets": Entry("signed_in", (GET200,)),
     "api-config-schema": Entry("signed_in", (GET200,)),

@@ -31,7 +31,7 @@ class RunStateSerializer(serializers.ModelSerializer):
         model = Run
         fields = [
             "id", "status", "status_reason", "phase", "steps_done", "last_seq", "queue_position", "attempts",
-            "launched_at", "started_at", "finished_at",
+            "launched_at", "started_at", "finished_at", "wall_seconds", "cpu_seconds", "gpu_seconds",
         ]  # fmt: skip
         read_only_fields = fields
 

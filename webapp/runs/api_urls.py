@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import api, api_checkpoints, api_execution, api_preflight
+from . import api, api_checkpoints, api_execution, api_preflight, api_usage
 
 urlpatterns = [
     path("runs/", api.RunListCreate.as_view(), name="api-runs"),
@@ -30,6 +30,7 @@ urlpatterns = [
         name="api-run-preflight-detail",
     ),
     path("runs/<int:pk>/grpo-twin/", api_preflight.RunGrpoTwin.as_view(), name="api-run-grpo-twin"),
+    path("usage/", api_usage.Usage.as_view(), name="api-usage"),
     path("base-models/", api.BaseModelList.as_view(), name="api-base-models"),
     path("presets/", api.PresetList.as_view(), name="api-presets"),
     path("config-schema/", api.ConfigSchema.as_view(), name="api-config-schema"),

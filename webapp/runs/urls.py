@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views, views_checkpoints, views_execution, views_live, views_preflight
+from . import views, views_checkpoints, views_execution, views_live, views_preflight, views_usage
 
 app_name = "runs"
 urlpatterns = [
@@ -10,6 +10,7 @@ urlpatterns = [
     path("new/", views.run_new, name="create"),
     path("import/", views.run_import, name="import"),
     path("compare/", views_live.run_compare, name="compare"),
+    path("usage/", views_usage.usage_page, name="usage"),
     path("<int:pk>/", views.run_detail, name="detail"),
     path("<int:pk>/edit/", views.run_edit, name="edit"),
     path("<int:pk>/config.yaml", views.run_export, name="export"),
