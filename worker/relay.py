@@ -116,6 +116,7 @@ class Relay:
             lifetime="detached",
             num_cpus=settings.ARPO_RUN_NUM_CPUS,
             num_gpus=settings.ARPO_RUN_NUM_GPUS,
+            resources=dict(settings.ARPO_RUN_RESOURCES),
             max_restarts=0,
             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}},
         )

@@ -156,6 +156,8 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
         f"--ray-client-server-port={port + 1}", f"--dashboard-agent-listen-port={port + 2}",
         f"--dashboard-port={port + 3}", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
         "--disable-usage-stats", f"--temp-dir={folder / 'r'}", "--num-cpus=2",
+        # Room for one run that asks for it (ARPO_RUN_RESOURCES=run_slot=1): the queue test's second run waits.
+        '--resources={"run_slot": 1}',
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from .env import env_bool, env_int, env_str
+from .env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("ARPO_VAR_DIR", str(BASE_DIR / "var")))
@@ -117,6 +117,11 @@ RAY_ADDRESS = env_str("RAY_ADDRESS", "")  # empty: the worker starts a local Ray
 ARPO_RAY_NAMESPACE = env_str("ARPO_RAY_NAMESPACE", "arpo")  # actors are named run-<id> in it
 ARPO_RUN_NUM_CPUS = float(env_str("ARPO_RUN_NUM_CPUS", "1"))  # Ray resources of one run's actor
 ARPO_RUN_NUM_GPUS = float(env_str("ARPO_RUN_NUM_GPUS", "0"))
+# Custom Ray resources of one run's actor, "name=amount,…" (e.g. "run_slot=1" with a head started with
+# --resources='{"run_slot": 2}' runs at most two at once; the others wait `queued`, with a position).
+ARPO_RUN_RESOURCES = {
+    k.strip(): float(v) for k, _, v in (item.partition("=") for item in env_list("ARPO_RUN_RESOURCES", []))
+}
 ARPO_RUN_THREADS = env_int("ARPO_RUN_THREADS", 0)  # torch threads in the actor (0: Ray's choice)
 ARPO_RUN_LEASE_S = float(env_str("ARPO_RUN_LEASE_S", "30"))  # a worker that stops beating loses the run after this
 ARPO_RUN_HEARTBEAT_S = float(env_str("ARPO_RUN_HEARTBEAT_S", "5"))
