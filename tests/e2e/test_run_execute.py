@@ -7,7 +7,9 @@ the REST API, as a client would.
 
 from __future__ import annotations
 
+import io
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,12 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_launched_run_trains_to_succeeded_and_every_event_reaches_the_database_and_the_group(
-    runs_worker: CeleryWorker, api: APIClient, create_run: Callable[..., int], listener_for: Any, media_root: Path
+    runs_worker: CeleryWorker,
+    api: APIClient,
+    create_run: Callable[..., int],
+    listener_for: Any,
+    media_root: Path,
+    tmp_path: Path,
 ) -> None:
     from transformers import AutoModelForCausalLM
 
@@ -74,6 +81,15 @@ def test_a_launched_run_trains_to_succeeded_and_every_event_reaches_the_database
     checkpoint = Checkpoint.objects.get(run=run, step=2)
     model = AutoModelForCausalLM.from_pretrained(media_root / checkpoint.folder)
     assert model.config.num_hidden_layers == 2
+    # The download, as a client gets it: a streamed ZIP of the latest step that extracts and loads.
+    download = api.get(f"/api/v1/runs/{run_id}/checkpoints/latest/download")
+    assert download.status_code == 200, download.json()
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content)))
+    assert not {n.rsplit("/", 1)[-1] for n in archive.namelist()} & {"optimizer.safetensors", "state.json"}
+    archive.extractall(tmp_path / "download")
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "download" / f"run-{run_id}-step-2")
+    assert loaded.config.num_hidden_layers == 2
+    assert run.wall_seconds > 0 and run.cpu_seconds > 0  # compute used, from the actor
     leases = list(RunLease.objects.filter(run=run))
     assert len(leases) == 1 and leases[0].released_at is not None and leases[0].outcome == "finished"
     print(
