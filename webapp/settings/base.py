@@ -88,7 +88,9 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s channels_redis blocks in BZPOPMIN
         # waiting for a message: an idle consumer then dies of "Timeout reading". Leave the blocking read room.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+        # redis-py's async pool refuses a 101st connection in use at once (no waiting): hundreds of sockets
+        # (re)connecting together, each joining its groups, need more (bench/ws_fanout.py, 500 clients).
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15, "max_connections": 2000}]},
     }
 }
 CACHES = {
