@@ -60,7 +60,9 @@ def free_port() -> int:
 def start_server(port: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--host", "127.0.0.1", "--port", str(port),
                "--log-level", "warning", "--no-access-log"]  # fmt: skip
-    server = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        command, cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
