@@ -40,16 +40,15 @@ class CheckpointRow:
         return {k: v for k, v in self.checkpoint.metrics.items() if k.startswith("eval/")}
 
 
-def _folder(checkpoint: Checkpoint) -> Path:
+def _folder(checkpoint: Checkpoint) -> Path | None:
+    """The step folder under the media root; None for one recorded elsewhere (never served)."""
     media = Path(settings.MEDIA_ROOT).resolve()
     folder = (media / checkpoint.folder).resolve()
-    if media not in folder.parents:  # a stored folder never leaves the media root; refuse if one would
-        raise NotFound("This checkpoint's files are not on the server.")
-    return folder
+    return folder if media in folder.parents else None
 
 
-def _is_saved(folder: Path) -> bool:
-    return (folder / "config.json").is_file()
+def _is_saved(folder: Path | None) -> bool:
+    return folder is not None and (folder / "config.json").is_file()
 
 
 def _alias_step(run_dir: Path, name: str) -> int | None:
@@ -68,11 +67,11 @@ def checkpoint_rows(*, run: Run) -> list[CheckpointRow]:
     if not checkpoints:
         return []
     available = {c.step: _is_saved(_folder(c)) for c in checkpoints}
-    run_dir = _folder(checkpoints[-1]).parent
-    latest = _alias_step(run_dir, "latest")
+    newest = _folder(checkpoints[-1])
+    latest = _alias_step(newest.parent, "latest") if newest is not None else None
     if latest is None or not available.get(latest):
         latest = max((s for s, ok in available.items() if ok), default=None)
-    best = _alias_step(run_dir, "best")
+    best = _alias_step(newest.parent, "best") if newest is not None else None
     return [
         CheckpointRow(checkpoint=c, available=available[c.step], latest=c.step == latest, best=c.step == best)
         for c in checkpoints
@@ -102,5 +101,8 @@ def checkpoint_for(*, run: Run, ref: str) -> Checkpoint:
 def checkpoint_download(*, run: Run, ref: str) -> tuple[ZipStream, str]:
     """The streamed archive of a checkpoint and its file name (`run-<id>-step-<N>.zip`)."""
     checkpoint = checkpoint_for(run=run, ref=ref)
+    folder = _folder(checkpoint)
+    if folder is None:  # checkpoint_for answers only available steps, whose folders are under the media root
+        raise NotFound("This checkpoint's files are not on the server.")
     top = f"run-{run.pk}-step-{checkpoint.step}"
-    return checkpoint_archive(_folder(checkpoint), top), f"{top}.zip"
+    return checkpoint_archive(folder, top), f"{top}.zip"

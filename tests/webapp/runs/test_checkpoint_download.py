@@ -236,3 +236,17 @@ def test_the_download_view_holds_a_small_constant_amount_of_memory_while_streami
         tracemalloc.stop()
     assert sent == int(response["Content-Length"])
     assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MiB while streaming {sent / 2**20:.0f} MiB"
+
+
+def test_a_checkpoint_recorded_outside_the_media_root_is_listed_but_never_served(
+    alice: User, api_for: Any, tmp_path: Path
+) -> None:
+    run = lifecycle.run_launch(user=alice, run=make.run(alice, name="elsewhere"))
+    outside = tmp_path / "elsewhere" / "step-1"
+    outside.mkdir(parents=True)
+    (outside / "config.json").write_text("{}")
+    _record(run, 1, 1, outside, {})
+    client = api_for(alice)
+    (row,) = client.get(f"/api/v1/runs/{run.pk}/checkpoints/").json()
+    assert row["available"] is False and row["latest"] is False
+    assert client.get(f"/api/v1/runs/{run.pk}/checkpoints/1/download").status_code == 404
