@@ -113,7 +113,7 @@ def _django() -> None:
 
     db = dj_database_url.parse(os.environ["DATABASE_URL"])
     if db["ENGINE"].endswith("postgresql"):
-        admin = {
+        admin: dict[str, Any] = {
             "dbname": "postgres",
             "user": db["USER"],
             "host": db["HOST"] or "localhost",
