@@ -83,7 +83,7 @@ def run_state(run: Run) -> dict[str, Any]:
 
 def status_message(run: Run) -> dict[str, Any]:
     """The run's state now, as an out-of-band status message (seq null: it moves no resume point)."""
-    return {"seq": None, "type": groups.event_type(RunEvent.Kind.STATUS), "step": None, "data": run_state(run)}
+    return {"seq": None, "type": groups.event_type(str(RunEvent.Kind.STATUS)), "step": None, "data": run_state(run)}
 
 
 def history_messages(*, user: Any, run: Run, after: int = 0) -> Iterator[dict[str, Any]]:
