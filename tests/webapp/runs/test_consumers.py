@@ -100,6 +100,7 @@ def _seqs(messages: list[dict[str, Any]]) -> list[int | None]:
 async def _closed_with(communicator: WebsocketCommunicator) -> int:
     output = await communicator.receive_output(timeout=WAIT)
     assert output["type"] == "websocket.close"
+    await communicator.disconnect()  # let the consumer finish before the test's event loop closes
     return int(output["code"])
 
 
