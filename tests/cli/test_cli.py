@@ -151,7 +151,7 @@ def test_runs_create_with_overrides_show_and_export_a_yaml_the_engine_loads(
     assert result.exit_code == 0, result.output
     run = Run.objects.get(name="cli run")
     assert run.config["rollout"]["group_size"] == 4 and run.config["rollout"]["initial_samples"] == 2
-    assert "cli run" in arpo(cli, "runs", "list").output
+    assert [r["name"] for r in json.loads(arpo(cli, "runs", "list", "--json").output)] == ["cli run"]
     assert json.loads(arpo(cli, "runs", "show", str(run.pk), "--json").output)["id"] == run.pk
 
     out = tmp_path / "run.yaml"

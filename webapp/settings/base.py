@@ -185,7 +185,10 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "webapp.tools.models.ToolTrial.Status",
     },
     # 401 / 404 (page past the end) / 400 (bad filter) documented on every operation that can answer them.
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "webapp.core.api.document_common_errors"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "webapp.core.api.document_common_errors",
+    ],
 }
 
 # --- Files ---
