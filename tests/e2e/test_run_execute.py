@@ -167,3 +167,29 @@ def test_a_run_whose_dataset_file_is_gone_fails_with_a_reason_and_only_its_owner
     assert tracebacks and "Traceback (most recent call last)" in tracebacks[0]["data"]["line"]
     assert not [e for e in teammate_view if e["private"]]
     assert {e["seq"] for e in teammate_view} == {e["seq"] for e in owner_view} - {e["seq"] for e in tracebacks}
+
+
+def test_a_cancelled_run_resumed_by_its_owner_continues_from_its_checkpoint_to_the_configured_steps(
+    runs_worker: CeleryWorker, api: APIClient, create_run: Callable[..., int]
+) -> None:
+    run_id = create_run("resumable", steps=6)
+    assert api.post(f"/api/v1/runs/{run_id}/launch/").status_code == 202
+    wait_for(lambda: MetricPoint.objects.filter(run_id=run_id).exists(), 180, runs_worker, "a first step")
+    assert api.post(f"/api/v1/runs/{run_id}/cancel/").status_code == 202
+    wait_for(lambda: status_of(run_id) in TERMINAL, 120, runs_worker, "the cancelled run's end")
+    stopped = Run.objects.get(pk=run_id)
+    assert stopped.status == "cancelled" and 1 <= stopped.steps_done < 6, (stopped.status, stopped.steps_done)
+
+    response = api.post(f"/api/v1/runs/{run_id}/resume/")
+    assert response.status_code == 202, response.json()
+    wait_for(lambda: status_of(run_id) in TERMINAL, 240, runs_worker, "the resumed run's end")
+    run = Run.objects.get(pk=run_id)
+    assert run.status == "succeeded", (run.status_reason, runs_worker.log()[-3000:])
+    assert run.steps_done == 6
+    # Same run id, every step once: the resumed part did not redo a step the first part recorded.
+    assert list(MetricPoint.objects.filter(run=run).order_by("step").values_list("step", flat=True)) == list(range(1, 7))
+    seqs = list(RunEvent.objects.filter(run=run).order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+    metric_steps = sorted(e.step for e in RunEvent.objects.filter(run=run, kind="metrics") if e.step is not None)
+    assert metric_steps == list(range(1, 7))  # a restart from scratch would emit the early steps twice
+    assert any("resuming from" in str(e.data) for e in RunEvent.objects.filter(run=run, kind="log"))
