@@ -114,8 +114,7 @@ class Relay:
             name=actor_name(self.run_id),
             namespace=settings.ARPO_RAY_NAMESPACE,
             lifetime="detached",
-            num_cpus=settings.ARPO_RUN_NUM_CPUS,
-            num_gpus=settings.ARPO_RUN_NUM_GPUS,
+            **_sized_resources(run.config),
             resources=dict(settings.ARPO_RUN_RESOURCES),
             max_restarts=0,
             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}},
@@ -247,3 +246,23 @@ class Relay:
         log.warning("run %s: its actor is gone; resuming from the last checkpoint", self.run_id)
         self._start(resuming=True)
         return None
+
+
+def _sized_resources(config: dict[str, Any]) -> dict[str, Any]:
+    """Ray resources of one run's actor: CPUs from the settings, GPUs from the settings or the devices the
+    config names, and memory from the engine's estimate for this config (so Ray places the run where it fits).
+    """
+    resources: dict[str, Any] = {"num_cpus": settings.ARPO_RUN_NUM_CPUS, "num_gpus": settings.ARPO_RUN_NUM_GPUS}
+    if not settings.ARPO_RUN_REQUEST_MEMORY:
+        return resources
+    from arpo_engine.config import RunConfig
+    from arpo_engine.memory import estimate
+
+    try:
+        needed = estimate(RunConfig.from_dict(config))
+    except (OSError, ValueError, KeyError) as exc:  # model folder not on this node: let Ray place it unsized
+        log.warning("no memory estimate for this run (%s); Ray places it without a memory request", exc)
+        return resources
+    resources["memory"] = needed.total_bytes
+    resources["num_gpus"] = max(float(resources["num_gpus"]), float(needed.gpus))
+    return resources

@@ -119,6 +119,8 @@ RAY_ADDRESS = env_str("RAY_ADDRESS", "")  # empty: the worker starts a local Ray
 ARPO_RAY_NAMESPACE = env_str("ARPO_RAY_NAMESPACE", "arpo")  # actors are named run-<id> in it
 ARPO_RUN_NUM_CPUS = float(env_str("ARPO_RUN_NUM_CPUS", "1"))  # Ray resources of one run's actor
 ARPO_RUN_NUM_GPUS = float(env_str("ARPO_RUN_NUM_GPUS", "0"))
+# Ask Ray for the memory arpo_engine.memory.estimate gives the run's config (off: place runs unsized).
+ARPO_RUN_REQUEST_MEMORY = env_bool("ARPO_RUN_REQUEST_MEMORY", True)
 # Custom Ray resources of one run's actor, "name=amount,…" (e.g. "run_slot=1" with a head started with
 # --resources='{"run_slot": 2}' runs at most two at once; the others wait `queued`, with a position).
 ARPO_RUN_RESOURCES = {
