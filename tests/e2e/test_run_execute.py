@@ -90,6 +90,9 @@ def test_a_launched_run_trains_to_succeeded_and_every_event_reaches_the_database
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "download" / f"run-{run_id}-step-2")
     assert loaded.config.num_hidden_layers == 2
     assert run.wall_seconds > 0 and run.cpu_seconds > 0  # compute used, from the actor
+    # The state turns terminal before the relay releases its lease: wait for that bookkeeping.
+    wait_for(lambda: not RunLease.objects.filter(run=run, released_at__isnull=True).exists(), 60, runs_worker,
+             "the lease's release")  # fmt: skip
     leases = list(RunLease.objects.filter(run=run))
     assert len(leases) == 1 and leases[0].released_at is not None and leases[0].outcome == "finished"
     print(

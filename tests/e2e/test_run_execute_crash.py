@@ -67,6 +67,10 @@ def test_a_run_whose_worker_is_killed_completes_under_a_new_worker_and_never_run
     second = start_worker("runs", settings, tmp_path / "worker-2.log", worker_env(ray_head), purge=False)
     try:
         wait_for(lambda: status_of(run_id) in TERMINAL, 240, second, "the run's end")
+        # The run's state turns terminal before the relay has released its lease: let it finish before the
+        # worker is stopped, or the stop interrupts that bookkeeping.
+        unreleased = RunLease.objects.filter(run_id=run_id, released_at__isnull=True)
+        wait_for(lambda: not unreleased.exists(), 60, second, "the lease's release")
     finally:
         _stop(second.process)
     run = assert_complete(run_id)
