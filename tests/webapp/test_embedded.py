@@ -31,9 +31,11 @@ STOP_TIMEOUT_S = 60
 
 
 def free_port_block(size: int) -> int:
-    """The first of `size` consecutive free ports, above Ray's default worker-port range (10002-19999)."""
+    """The first of `size` consecutive free ports, above Ray's default worker-port range (10002-19999) and
+    below the kernel's ephemeral range (from 32768), where any outgoing connection (Ray's start-up makes
+    many) could take the port between this check and the launcher's bind."""
     for _ in range(200):
-        base = random.randint(40_000, 59_000)
+        base = random.randint(20_000, 32_000)
         if all(port_is_free("127.0.0.1", p) for p in range(base, base + size)):
             return base
     raise RuntimeError("no block of free ports")
