@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -69,6 +69,8 @@ class RolloutDeps:
     call_format: CallFormat
     rng: random.Random
     """Gives the base seed of every branching draw and per-request sampling seed (one draw per call)."""
+    observe: Callable[[str, Path, Any], None] | None = None
+    """Told `("tool_call", path, ParsedCall)` before a call runs and `("tool_result", path, ToolEvent)` after."""
 
 
 @dataclass
@@ -314,6 +316,8 @@ class _Loop:
             self._measure(lv, res, t)
         if call is not None:
             assert self._pool is not None
+            if self.deps.observe is not None:
+                self.deps.observe("tool_call", path, call)
             self.running_calls[self._pool.submit(paths.call_tool, call, self.deps.tools)] = (lv, call)
         else:
             del lv.state.live[lv.key]
@@ -331,6 +335,8 @@ class _Loop:
             tokenizer=self.deps.sampler.tokenizer,
         )
         lv.pending_tool = event.index
+        if self.deps.observe is not None:
+            self.deps.observe("tool_result", lv.path, event)
         if lv.path.finished:
             del lv.state.live[lv.key]
         else:

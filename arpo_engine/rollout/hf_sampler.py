@@ -13,7 +13,7 @@ continuous batching: the streaming interface (`submit`/`step`) decodes all queue
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -88,6 +88,8 @@ class TransformersSampler:
         self.pad_token_id = int(pad) if pad is not None else min(self.eos_token_ids)
         self._seeds = random.Random(seed)
         self._queue = BatchQueue()
+        self.on_token: Callable[[GenRequest, int], None] | None = None
+        """Called with each token as it is decoded (the playground streams them); raising stops the decode."""
 
     def generate(
         self, requests: Sequence[GenRequest], *, temperature: float, top_p: float
@@ -197,6 +199,8 @@ class TransformersSampler:
 
     def _advance(self, row: _Row, token: int, entropy: float) -> bool:
         """Append a token; return True when the row is finished."""
+        if self.on_token is not None:
+            self.on_token(row.request, token)
         row.tokens.append(token)
         row.entropies.append(entropy)
         if token in self.eos_token_ids:
