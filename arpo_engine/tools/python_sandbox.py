@@ -42,7 +42,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from arpo_engine.tools import seccomp
+from arpo_engine.tools import sandbox_check, seccomp
 from arpo_engine.tools.base import ToolResult, function_schema
 from arpo_engine.tools.sandbox_limits import CGROUPS, FALLBACK_MAX_PROCESSES, HOST_SLOTS, CallGroup
 from arpo_engine.tools.sandbox_report import SandboxLimits, SandboxRun, observe
@@ -145,15 +145,48 @@ class PythonTool:
 
 
 def check_sandbox_prerequisites(bwrap: str = BWRAP) -> None:
-    """Fail at construction, with the fix, rather than on every call."""
+    """Fail at construction, naming what is missing and the fix, rather than on every call.
+
+    After the binaries and root, the sandbox's own command line runs once per process (`sandbox_check`):
+    a container without the privileges bwrap needs fails here with the one that is missing.
+    """
     if not os.access(bwrap, os.X_OK):
-        raise RuntimeError(f"The python tool needs bubblewrap at {bwrap}: apt-get install bubblewrap")
+        raise RuntimeError(
+            f"The python tool needs bubblewrap at {bwrap}: apt-get install bubblewrap "
+            "(the service image installs it; see docs/deploy.md)"
+        )
     for tool in (SETPRIV, PRLIMIT, INTERPRETER):
         if not os.access(tool, os.X_OK):
             raise RuntimeError(f"The python tool needs {tool} (util-linux / python3 system packages)")
     if os.geteuid() != 0:
         # Only root can both skip the user namespace and switch to the sandbox uid (module docstring).
-        raise RuntimeError("The python tool's sandbox must be started as root; it drops privileges itself")
+        raise RuntimeError(
+            "The python tool's sandbox must be started as root; it drops privileges itself (to a uid of its "
+            "own per call). In a container: Docker `user: root`, Kubernetes `runAsUser: 0` for the worker"
+        )
+    if bwrap not in _PROBED:
+        problem = _probe(bwrap)
+        if problem is not None:
+            raise RuntimeError(problem)
+        _PROBED.add(bwrap)
+
+
+_PROBED: set[str] = set()  # bwrap paths whose start-up check passed in this process
+
+
+def _probe(bwrap: str) -> str | None:
+    """The sandbox's real command line on a trivial program, once: None when it starts, else why not."""
+    filter_read = seccomp.filter_fd()
+    with _UIDS.lease() as uid, open(os.devnull, "wb") as info:
+        info_fd = info.fileno()
+        argv = sandbox_argv("pass", SandboxLimits(), uid=uid, info_fd=info_fd, seccomp_fd=filter_read)
+        argv[0] = bwrap
+        fds = (info_fd,) if filter_read is None else (info_fd, filter_read)
+        try:
+            return sandbox_check.probe(argv, pass_fds=fds)
+        finally:
+            if filter_read is not None:
+                os.close(filter_read)
 
 
 def strip_code_fences(code: str) -> str:

@@ -9,9 +9,14 @@ cgroup with a total memory cap (`total_memory_mb`, no swap beyond it) and a proc
   Kubernetes nodes and GPU hosts).
 
 The call's group is created under the cgroup this process is in, so the sandbox stays inside whatever
-limits the worker itself runs under. When neither hierarchy is writable, a warning says so once and the
-sandbox falls back to tighter rlimits (`FALLBACK_MAX_PROCESSES`). After the run the group reports how
-many processes the kernel killed for going over the cap and the peak memory; then it is removed.
+limits the worker itself runs under. When neither hierarchy is writable, a warning says so once, with
+why, and the sandbox falls back to tighter rlimits (`FALLBACK_MAX_PROCESSES`). After the run the group
+reports how many processes the kernel killed for going over the cap and the peak memory; then it is removed.
+
+In cgroup v2 a group that holds processes cannot hand controllers to children, so the worker's own group
+cannot be the parent of its sandboxes. In a container the image's entry point moves its processes into a
+leaf group, delegates memory and pids from the container's root group and names the sandboxes' parent
+with `ARPO_SANDBOX_CGROUP`, a path below /sys/fs/cgroup (infra/docker/entrypoint.sh).
 
 A burst of tool calls (many paths calling at once, several workers on one host) queues for one of
 `max_concurrent_sandboxes()` host-wide slots instead of thrashing the host: each slot is a lock file
@@ -20,6 +25,7 @@ held with flock, so the cap holds across processes, and a crashed process frees 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import random
@@ -37,6 +43,7 @@ FALLBACK_MAX_PROCESSES = 8
 """Without a cgroup, the per-uid process cap falls to this, so memory_mb x processes stays bounded."""
 SLOT_DIR_ENV = "ARPO_SANDBOX_SLOT_DIR"
 MAX_CONCURRENT_ENV = "ARPO_SANDBOX_MAX_CONCURRENT"
+PARENT_ENV = "ARPO_SANDBOX_CGROUP"
 
 
 @dataclass(frozen=True)
@@ -91,12 +98,25 @@ class Cgroups:
         self._version: int | None = None
         self._parents: list[Path] = []
         self._count = 0
+        self._reason = ""
 
     @property
     def version(self) -> int | None:
         """1 or 2 for the hierarchy in use, None when no cgroup can be made (rlimits only)."""
         self._probe()
         return self._version
+
+    @property
+    def parents(self) -> list[Path]:
+        """The group(s) calls are made under (empty without a usable hierarchy)."""
+        self._probe()
+        return list(self._parents)
+
+    @property
+    def reason(self) -> str:
+        """Why no hierarchy is usable (empty when one is)."""
+        self._probe()
+        return self._reason
 
     def create(self, *, memory_mb: int, max_processes: int) -> CallGroup | None:
         self._probe()
@@ -120,14 +140,20 @@ class Cgroups:
             if self._probed:
                 return
             self._probed = True
+            reasons = []
             for version, parents in ((2, self._v2_parents()), (1, self._v1_parents())):
-                if parents and _usable(version, parents):
+                problem = _unusable(version, parents) if parents else f"no cgroup v{version} hierarchy here"
+                if problem is None:
                     self._version, self._parents = version, parents
                     return
+                reasons.append(problem)
+            self._reason = "; ".join(reasons)
         warnings.warn(
             "python sandbox: no writable cgroup (v1 memory+pids or v2 with those controllers); the memory "
             f"of a call's processes together is not capped, so each call gets at most {FALLBACK_MAX_PROCESSES} "
-            "processes instead",
+            f"processes instead. Why: {self._reason}. In a container: /sys/fs/cgroup must be writable "
+            "(Docker `privileged: true` or `cgroupns: private` with the entry point's delegation, Kubernetes "
+            "`privileged: true`); see docs/deploy.md",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -161,33 +187,52 @@ class Cgroups:
             return []
         if not {"memory", "pids"} <= set(controllers.read_text().split()):
             return []
+        explicit = os.environ.get(PARENT_ENV)
+        if explicit:
+            return [self.root / explicit.strip("/")]
         return [self.root / own.lstrip("/") / GROUP_PARENT]
 
 
-def _usable(version: int, parents: list[Path]) -> bool:
-    """Make the parent group(s) and one test group with limits; False if anything is refused."""
+_ERRNO_MEANING = {
+    errno.EROFS: "the cgroup filesystem is mounted read-only",
+    errno.EBUSY: "the group holds processes, and cgroup v2 hands controllers only to groups without any "
+    "(set ARPO_SANDBOX_CGROUP to a delegated group)",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOENT: "missing",
+}
+
+
+def _unusable(version: int, parents: list[Path]) -> str | None:
+    """Make the parent group(s) and one test group with limits; what was refused, or None when all worked."""
     try:
-        for parent in parents:
-            parent.mkdir(exist_ok=True)
-            _sweep(parent)
-        if version == 2:
-            # Limits apply to children only once each level delegates the controllers. Our own group
-            # may refuse (EBUSY: v2 allows no controllers over a group that holds processes, unless it is
-            # the namespace's root); then this host gets the rlimit fallback. arpo-sandbox holds none.
-            own = parents[0].parent
-            if not {"memory", "pids"} <= set((own / "cgroup.subtree_control").read_text().split()):
-                (own / "cgroup.subtree_control").write_text("+memory +pids")
-            (parents[0] / "cgroup.subtree_control").write_text("+memory +pids")
-        probe = [p / f"probe-{os.getpid()}" for p in parents]
-        for d in probe:
-            d.mkdir(exist_ok=True)
-        try:
-            _write_limits(version, probe, 64 * 2**20, 8)
-        finally:
-            CallGroup(version, probe).remove()
-    except OSError:
-        return False
-    return True
+        _make_parents(version, parents)
+    except OSError as exc:
+        why = _ERRNO_MEANING.get(exc.errno or 0, exc.strerror or str(exc))
+        return f"cgroup v{version}: {exc.filename or parents[0]}: {why}"
+    return None
+
+
+def _make_parents(version: int, parents: list[Path]) -> None:
+    for parent in parents:
+        parent.mkdir(exist_ok=True)
+        _sweep(parent)
+    if version == 2:
+        # Limits apply to children only once each level delegates the controllers. The level above our
+        # parent refuses (EBUSY) when it holds processes, as the worker's own group does: the kernel
+        # exempts only the real root. Then this host gets the rlimit fallback, unless ARPO_SANDBOX_CGROUP
+        # names a parent whose level was delegated (the image's entry point does that). Ours holds none.
+        own = parents[0].parent
+        if not {"memory", "pids"} <= set((own / "cgroup.subtree_control").read_text().split()):
+            (own / "cgroup.subtree_control").write_text("+memory +pids")
+        (parents[0] / "cgroup.subtree_control").write_text("+memory +pids")
+    probe = [p / f"probe-{os.getpid()}" for p in parents]
+    for d in probe:
+        d.mkdir(exist_ok=True)
+    try:
+        _write_limits(version, probe, 64 * 2**20, 8)
+    finally:
+        CallGroup(version, probe).remove()
 
 
 def _sweep(parent: Path) -> None:
