@@ -178,6 +178,10 @@ class OptimConfig:
     tree_pack: bool = True
     """Compute each prefix that paths of a prompt share once (tree-packed update) instead of once per path.
     Exact for `soft` advantages; with `hard` a shared token is trained once with the mean advantage (Eq. 6)."""
+    tree_attention: str = "auto"
+    """How a tree-packed pass attends: `segments` (one SDPA call per chain between branch points; fastest on
+    a CPU), `flex` (one FlexAttention kernel over the whole pack with a block-sparse tree mask; CUDA only),
+    or `auto` (`flex` on CUDA, `segments` elsewhere)."""
     trainable_layers: int = 0
     """Train only the top this-many transformer blocks (and the final norm); 0 trains every parameter.
     Backward then stops at the lowest trainable block, which roughly halves a step's cost on a CPU."""
@@ -218,6 +222,31 @@ class CheckpointConfig:
 
 
 @dataclass(frozen=True)
+class DistributedConfig:
+    samplers: int = 1
+    """Sampler actors that share each step's prompts (a prompt's whole tree stays on one, for its prefix cache).
+    More than 1, or `separate_learner`, runs the run on Ray: sampler and learner actors in one placement group."""
+    separate_learner: bool = False
+    """Train in a learner actor of its own (on a node marked `learner` when the cluster has one), even with one
+    sampler; off with one sampler, the run stays in one process."""
+    sampler_cpus: float = 1.0
+    """CPUs reserved for each sampler actor."""
+    sampler_gpus: float = 0.0
+    """GPUs reserved for each sampler actor (vLLM generates on the first one it is given)."""
+    learner_cpus: float = 1.0
+    """CPUs reserved for the learner actor."""
+    learner_gpus: float = 0.0
+    """GPUs reserved for the learner actor."""
+    max_restarts: int = 2
+    """Times a run re-places its actors after losing one (its node died), resuming from the last checkpoint."""
+
+    @property
+    def enabled(self) -> bool:
+        """True when the run goes to Ray actors instead of staying in one process."""
+        return self.samplers > 1 or self.separate_learner
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     steps: int = 100
     """RL steps to run."""
@@ -247,6 +276,7 @@ class RunConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     system_prompt: str = ""
     """Extra instructions placed before the generated tool description in the system prompt."""
 
@@ -281,10 +311,13 @@ class RunConfig:
             raise ConfigError("branching.beam_width (Z) must be at least 2: a fork adds Z-1 paths")
         if not 0 <= b.consecutive_penalty < 1:
             raise ConfigError("branching.consecutive_penalty must be in [0, 1)")
+        if self.optim.tree_attention not in ("auto", "segments", "flex"):
+            raise ConfigError(f"optim.tree_attention must be auto, segments or flex, not {self.optim.tree_attention!r}")
         if self.optim.precision not in ("fp32", "bf16"):
             raise ConfigError(f"optim.precision must be fp32 or bf16, not {self.optim.precision!r}")
         self._validate_devices()
         self._validate_lora()
+        self._validate_distributed()
         if self.model.max_model_len <= self.data.max_prompt_tokens:
             raise ConfigError("model.max_model_len must exceed data.max_prompt_tokens")
         names = [t.name for t in self.tools]
@@ -326,6 +359,24 @@ class RunConfig:
         for t in targets:
             if t != "all-linear" and not all(part.isidentifier() for part in t.split(".")):
                 raise ConfigError(f"optim.lora_target_modules: {t!r} is not a module name such as q_proj")
+
+    def _validate_distributed(self) -> None:
+        d = self.distributed
+        if d.samplers < 1:
+            raise ConfigError("distributed.samplers must be at least 1")
+        if d.max_restarts < 0:
+            raise ConfigError("distributed.max_restarts must be zero or more")
+        for role in ("sampler", "learner"):
+            cpus, gpus = getattr(d, f"{role}_cpus"), getattr(d, f"{role}_gpus")
+            if cpus < 0 or gpus < 0:
+                raise ConfigError(f"distributed.{role}_cpus and distributed.{role}_gpus must be zero or more")
+            if cpus + gpus <= 0:
+                raise ConfigError(f"distributed.{role}_cpus: a {role} actor must reserve a CPU or a GPU")
+        if d.samplers > self.optim.train_batch_prompts:
+            raise ConfigError(
+                f"distributed.samplers ({d.samplers}) is more than optim.train_batch_prompts "
+                f"({self.optim.train_batch_prompts}): a sampler would get no prompt"
+            )
 
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")

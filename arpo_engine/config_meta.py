@@ -36,6 +36,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("sft", "SFT cold start"),
     ("training", "Training"),
     ("checkpoints", "Checkpoints"),
+    ("scale", "Scale-out"),
 )
 """Form groups in page order: (key, label)."""
 
@@ -50,6 +51,7 @@ _SECTION_GROUP = {
     "sft": "sft",
     "train": "training",
     "checkpoint": "checkpoints",
+    "distributed": "scale",
 }
 _TOP_LEVEL_GROUP = {"name": "training", "seed": "training", "tools": "tools", "system_prompt": "data"}
 
@@ -88,17 +90,26 @@ ADVANCED: frozenset[str] = frozenset(
         "optim.grad_clip",
         "optim.ppo_epochs",
         "optim.micro_batch_tokens",
+        "optim.tree_attention",
         "optim.lora_alpha",
         "optim.lora_target_modules",
         "sft.max_examples",
         "sft.max_tokens",
         "checkpoint.keep_last",
         "train.eval_at_start",
+        "distributed.sampler_cpus",
+        "distributed.sampler_gpus",
+        "distributed.learner_cpus",
+        "distributed.learner_gpus",
+        "distributed.max_restarts",
     }
 )
 """Rarely changed: folded in the form."""
 
-_CHOICES_BY_HAND: dict[str, tuple[str, ...]] = {"optim.precision": ("fp32", "bf16")}
+_CHOICES_BY_HAND: dict[str, tuple[str, ...]] = {
+    "optim.precision": ("fp32", "bf16"),
+    "optim.tree_attention": ("auto", "segments", "flex"),
+}
 """String fields whose allowed values `RunConfig.validate` checks rather than the type (a Literal)."""
 
 _UNITS: dict[str, str] = {
@@ -116,6 +127,12 @@ _UNITS: dict[str, str] = {
     "sft.batch_size": "demonstrations",
     "sft.max_examples": "demonstrations",
     "train.eval_prompts": "prompts",
+    "distributed.samplers": "actors",
+    "distributed.sampler_cpus": "CPUs",
+    "distributed.learner_cpus": "CPUs",
+    "distributed.sampler_gpus": "GPUs",
+    "distributed.learner_gpus": "GPUs",
+    "distributed.max_restarts": "restarts",
 }
 _UNIT_SUFFIXES = (
     ("_tokens", "tokens"),

@@ -10,6 +10,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,60 @@ def _row_tool_names(value: Any) -> list[str]:
     return names
 
 
+@dataclass
+class RunPlan:
+    """What a training run starts from, found before any policy loads (shared by the in-process and Ray paths)."""
+
+    tools: Any
+    scorer: Any
+    manager: Any
+    """The run's CheckpointManager."""
+    point: Any
+    """The ResumePoint to resume from, or None for a fresh start."""
+    start_path: Path
+    """The starting policy: the base model, or the SFT cold start's folder (the KL reference)."""
+    tokenizer: Any
+    train_samples: list[Any]
+    eval_samples: list[Any]
+    cold_start: bool
+    """The config asks for an SFT cold start (`sft.data_path`)."""
+
+    @property
+    def needs_sft(self) -> bool:
+        """The cold start is still to do: a fresh run whose SFT model is not saved yet."""
+        return self.cold_start and self.point is None and not (self.start_path / "config.json").is_file()
+
+
+def plan_run(
+    config: RunConfig, *, run_id: str | None = None, tool_secrets: Mapping[str, Mapping[str, str]] | None = None
+) -> RunPlan:
+    """Tools, scorer, checkpoints and checked data of a run; loads no model (only a tokenizer)."""
+    from transformers import AutoTokenizer
+
+    from arpo_engine.checkpoint import CheckpointManager
+    from arpo_engine.models import resolve_model_path
+    from arpo_engine.tools.registry import build_tools
+    from arpo_engine.trainer import make_scorer
+
+    tools = build_tools(config.tools, secrets=tool_secrets)
+    scorer = make_scorer(config)
+    manager = CheckpointManager(Path(config.checkpoint.dir), run_id or config.name, config.checkpoint.keep_last)
+    point = manager.resume_point()
+    base_path = resolve_model_path(config.model.path)
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    train_samples, eval_samples = check_data(config, tokenizer, tools)
+    start_path = manager.run_dir / "sft-model" if config.sft.data_path else base_path
+    cold_start = bool(config.sft.data_path)
+    return RunPlan(tools, scorer, manager, point, Path(start_path), tokenizer, train_samples, eval_samples, cold_start)
+
+
+def policy_path(config: RunConfig, plan: RunPlan) -> Path:
+    """The weights the policy loads: the starting policy, or the resume point's (see `_resume_weights`)."""
+    if plan.point is None:
+        return plan.start_path
+    return _resume_weights(config, plan.point, plan.start_path)
+
+
 def run_training(
     config: RunConfig,
     *,
@@ -203,40 +258,38 @@ def run_training(
     on_rollout: Callable[..., None] | None = None,
     tool_secrets: Mapping[str, Mapping[str, str]] | None = None,
     sft_sink: Callable[[int, dict[str, float]], None] | None = None,
+    placement: Any = None,
 ) -> Any:
     """SFT cold start (if configured and not done), then ARPO; resumes from the last checkpoint.
 
     `tool_secrets`: per tool name, secrets kept out of the config (http headers), as `build_tools` takes them.
     `sft_sink(update, metrics)`: the cold start's progress and loss after every SFT update (`sft/` names);
-    apart from `sink`, whose steps are RL steps.
+    apart from `sink`, whose steps are RL steps. A config with `distributed.samplers` > 1 or
+    `distributed.separate_learner` runs on Ray actors (`arpo_engine.distributed`, placed as `placement` says).
     """
-    from transformers import AutoTokenizer
+    if config.distributed.enabled:
+        from arpo_engine.distributed.driver import run_distributed_training
 
+        return run_distributed_training(
+            config, run_id=run_id, log=log, sink=sink, should_stop=should_stop, on_rollout=on_rollout,
+            tool_secrets=tool_secrets, sft_sink=sft_sink, placement=placement,
+        )  # fmt: skip
     from arpo_engine.agent_spec import build_agent_spec
-    from arpo_engine.checkpoint import CheckpointManager, DataPosition, restore_optimizer, restore_rng
+    from arpo_engine.checkpoint import DataPosition, restore_optimizer, restore_rng
     from arpo_engine.learner import Learner
     from arpo_engine.lora import load_adapter
-    from arpo_engine.models import resolve_model_path
     from arpo_engine.rollout.formats import get_format
-    from arpo_engine.tools.registry import build_tools
-    from arpo_engine.trainer import DataCursor, TrainDeps, make_scorer, train
+    from arpo_engine.trainer import DataCursor, TrainDeps, local_rollouts, train
 
-    tools = build_tools(config.tools, secrets=tool_secrets)
-    scorer = make_scorer(config)
-    manager = CheckpointManager(Path(config.checkpoint.dir), run_id or config.name, config.checkpoint.keep_last)
-    point = manager.resume_point()
-    base_path = resolve_model_path(config.model.path)
-    train_samples, eval_samples = check_data(config, AutoTokenizer.from_pretrained(base_path), tools)
-
-    start_path = manager.run_dir / "sft-model" if config.sft.data_path else base_path
-    if point is None and config.sft.data_path and not (start_path / "config.json").is_file():
+    plan = plan_run(config, run_id=run_id, tool_secrets=tool_secrets)
+    tools, manager, point, start_path = plan.tools, plan.manager, plan.point, plan.start_path
+    if plan.needs_sft:
         run_sft_stage(config, start_path, log=log, should_stop=should_stop, on_progress=sft_sink)
-    model_path = start_path
+    model_path = policy_path(config, plan)
     if point is not None:
-        model_path = _resume_weights(config, point, start_path)
         log(f"resuming from {point.model_dir} (step {point.step})")
 
-    sampler, sync = _make_policy_sampler(config, model_path)
+    sampler, sync = make_policy_sampler(config, model_path)
     model = sampler.model if hasattr(sampler, "model") else load_policy(model_path)[0]
     tokenizer = sampler.tokenizer
     learner = Learner(
@@ -249,7 +302,7 @@ def run_training(
         seed=config.seed,
     )
     rng = seeded_rng(config)
-    cursor = DataCursor(len(train_samples), config.seed, config.data.shuffle)
+    cursor = DataCursor(len(plan.train_samples), config.seed, config.data.shuffle)
     start_step = 0
     if point is not None:
         state = manager.resume()
@@ -282,11 +335,9 @@ def run_training(
         log(f"checkpoint saved: {path}")
 
     deps = TrainDeps(
-        sampler=sampler,
+        rollouts=local_rollouts(config, sampler, tools, call_format),
         learner=learner,
-        tools=tools,
-        call_format=call_format,
-        scorer=scorer,
+        scorer=plan.scorer,
         rng=rng,
         sync_weights=lambda: sync(model),
         sink=sink or (lambda step, metrics: None),
@@ -295,7 +346,7 @@ def run_training(
         should_stop=should_stop,
     )
     try:
-        return train(config, deps, train_samples, eval_samples, start_step=start_step, cursor=cursor)
+        return train(config, deps, plan.train_samples, plan.eval_samples, start_step=start_step, cursor=cursor)
     finally:
         sampler.close()
 
@@ -351,7 +402,7 @@ def run_evaluation(
     if config.train.eval_prompts:
         eval_samples = eval_samples[: config.train.eval_prompts]
     log(f"evaluating {path} on {len(eval_samples)} held-out prompts (greedy) …")
-    sampler, _ = _make_policy_sampler(config, path)
+    sampler, _ = make_policy_sampler(config, path)
     try:
         return evaluate_policy(
             eval_samples,
@@ -365,7 +416,7 @@ def run_evaluation(
         sampler.close()
 
 
-def _make_policy_sampler(config: RunConfig, model_path: Path) -> tuple[Any, Callable[[Any], int]]:
+def make_policy_sampler(config: RunConfig, model_path: Path) -> tuple[Any, Callable[[Any], int]]:
     """The sampler and how to push learner weights into it."""
     from arpo_engine.lora import merged_state_dict
     from arpo_engine.rollout.factory import make_sampler

@@ -1,9 +1,9 @@
 """The ARPO training loop: rollout -> reward -> advantage -> update -> sync -> eval -> checkpoint.
 
 `train(config, deps, ...)` reads like the paper (ARPO_SPEC.md §2-5). Everything that varies is injected
-through `TrainDeps`: the sampler, learner, tools, reward function, metrics sink, checkpointer, random
-generator and a stop flag that is checked between phases. Each phase is timed; the metrics dict uses
-the vocabulary of PRODUCT.md.
+through `TrainDeps`: the rollouts (a sampler and tools in this process, or sampler actors), learner, reward
+function, metrics sink, checkpointer, random generator and a stop flag that is checked between phases.
+Each phase is timed; the metrics dict uses the vocabulary of PRODUCT.md.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from arpo_engine.advantages import GroupAdvantages, advantage_metrics, attribute_advantages
 from arpo_engine.config import RunConfig
 from arpo_engine.data import Sample
-from arpo_engine.learner import Learner, TrainSequence
+from arpo_engine.learner import TrainSequence
 from arpo_engine.rewards import get_scorer
 from arpo_engine.rewards.base import RewardResult, Scorer, score_path
 from arpo_engine.rollout.agent import RolloutBatch, RolloutDeps, run_rollouts
@@ -27,6 +28,27 @@ from arpo_engine.rollout.types import RolloutGroup
 from arpo_engine.tools.base import Tool
 
 MetricsSink = Callable[[int, dict[str, float]], None]
+RolloutFn = Callable[[Sequence[Sample], random.Random, bool, int], RolloutBatch]
+"""(prompts, rng, greedy, index of the first prompt) -> their rollout groups. Where rollouts run: a sampler in
+this process (`local_rollouts`) or sampler actors on a Ray cluster (`arpo_engine.distributed`)."""
+
+
+class PolicyLearner(Protocol):
+    """What the loop needs from a learner: `arpo_engine.learner.Learner`, or the distributed driver's handle."""
+
+    def update(self, batch: Sequence[TrainSequence]) -> dict[str, float]: ...
+
+
+def local_rollouts(
+    config: RunConfig, sampler: Sampler, tools: Mapping[str, Tool], call_format: CallFormat
+) -> RolloutFn:
+    """Rollouts on `sampler` in this process, with the tools running here."""
+
+    def rollouts(samples: Sequence[Sample], rng: random.Random, greedy: bool, first_index: int) -> RolloutBatch:
+        deps = RolloutDeps(sampler, tools, call_format, rng)
+        return run_rollouts(samples, config, deps, greedy=greedy, first_index=first_index)
+
+    return rollouts
 
 
 @dataclass
@@ -66,10 +88,9 @@ class DataCursor:
 
 @dataclass
 class TrainDeps:
-    sampler: Sampler
-    learner: Learner
-    tools: Mapping[str, Tool]
-    call_format: CallFormat
+    rollouts: RolloutFn
+    """Samples the policy: `local_rollouts(config, sampler, tools, call_format)`, or sampler actors."""
+    learner: PolicyLearner
     scorer: Scorer
     rng: random.Random
     sync_weights: Callable[[], int] = lambda: 0
@@ -146,7 +167,9 @@ def evaluate(
     samples: Sequence[Sample], config: RunConfig, deps: TrainDeps
 ) -> dict[str, float]:
     """Greedy, unbranched, one path per held-out prompt."""
-    return evaluate_policy(samples, config, deps.sampler, deps.tools, deps.call_format, deps.scorer)[0]
+    if not samples:
+        return {}
+    return eval_metrics(deps.rollouts(samples, random.Random(config.seed), True, 0), deps.scorer, config)
 
 
 def evaluate_policy(
@@ -160,8 +183,12 @@ def evaluate_policy(
     """Greedy, unbranched, one path per prompt: eval metrics and the trajectories they came from."""
     if not samples:
         return {}, RolloutBatch([], {})
-    rollout_deps = RolloutDeps(sampler, tools, call_format, random.Random(config.seed))
-    batch = run_rollouts(samples, config, rollout_deps, greedy=True)
+    batch = local_rollouts(config, sampler, tools, call_format)(samples, random.Random(config.seed), True, 0)
+    return eval_metrics(batch, scorer, config), batch
+
+
+def eval_metrics(batch: RolloutBatch, scorer: Scorer, config: RunConfig) -> dict[str, float]:
+    """The `eval/` metrics of a greedy rollout batch."""
     rewards = score_groups(batch.groups, scorer, config)
     m = reward_metrics(rewards)
     lengths = [len(p.token_ids) for g in batch.groups for p in g.paths]
@@ -171,7 +198,7 @@ def evaluate_policy(
         "eval/reward_mean": m["reward/mean"],
         "eval/tool_calls_per_traj": batch.metrics["tools/calls_per_traj"],
         "eval/response_tokens_mean": statistics.fmean(lengths) if lengths else 0.0,
-    }, batch
+    }
 
 
 def train(
@@ -222,8 +249,7 @@ def train_step(
     picked = cursor.take(min(config.optim.train_batch_prompts, len(train_samples)))
     prompts = [train_samples[i] for i in picked]
 
-    rollout_deps = RolloutDeps(deps.sampler, deps.tools, deps.call_format, deps.rng)
-    batch = run_rollouts(prompts, config, rollout_deps, first_index=(step - 1) * len(prompts))
+    batch = deps.rollouts(prompts, deps.rng, False, (step - 1) * len(prompts))
 
     t = time.perf_counter()
     rewards = score_groups(batch.groups, deps.scorer, config)
