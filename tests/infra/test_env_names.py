@@ -5,6 +5,7 @@ import ast
 import re
 from pathlib import Path
 
+import dockerfile
 import pytest
 
 from tests.infra.manifests import ENTRYPOINT, INFRA, REPO, compose, find, pod_specs
@@ -93,10 +94,9 @@ def test_the_name_scan_sees_the_settings() -> None:
 
 
 def dockerfile_env() -> set[str]:
-    """Names set by the Dockerfile's ENV instructions (continuation lines joined)."""
-    text = (INFRA / "docker" / "Dockerfile").read_text().replace("\\\n", " ")
-    lines = [line[4:] for line in text.splitlines() if line.startswith("ENV ")]
-    return {name for line in lines for name in re.findall(r"([A-Z][A-Z0-9_]+)=", line)}
+    """Names set by the Dockerfile's ENV instructions, as Docker's parser reads them."""
+    commands = dockerfile.parse_file(str(INFRA / "docker" / "Dockerfile"))
+    return {name for c in commands if c.cmd == "ENV" for name in c.value[::2]}
 
 
 SETTERS = {

@@ -1,4 +1,6 @@
-"""The images' entry points exist and know every command the compose file and the manifests run."""
+"""The images' entry points exist and know every command the compose file and the manifests run; the
+Dockerfile parses with Docker's official parser (the `dockerfile` package wraps its Go code) and copies files
+that exist."""
 
 import os
 import re
@@ -6,6 +8,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import dockerfile
 import pytest
 
 from tests.infra.manifests import ENTRYPOINT, INFRA, REPO, compose, entrypoint_commands, pod_specs
@@ -14,10 +17,14 @@ DOCKERFILE = INFRA / "docker" / "Dockerfile"
 IMAGE_APP_DIR = "/srv/arpo/app"
 
 
-def dockerfile_instruction(name: str) -> str:
-    lines = [line for line in DOCKERFILE.read_text().splitlines() if line.startswith(f"{name} ")]
-    assert lines, f"no {name} in the Dockerfile"
-    return lines[-1][len(name) + 1 :]
+def instructions() -> tuple[dockerfile.Command, ...]:
+    return dockerfile.parse_file(str(DOCKERFILE))
+
+
+def last(name: str) -> dockerfile.Command:
+    found = [c for c in instructions() if c.cmd == name]
+    assert found, f"no {name} in the Dockerfile"
+    return found[-1]
 
 
 def image_path(path: str) -> Path:
@@ -35,13 +42,38 @@ def test_the_entrypoint_exists_is_executable_and_parses() -> None:
 
 
 def test_the_dockerfile_starts_the_entrypoint_it_copies_and_defaults_to_web() -> None:
-    entry = dockerfile_instruction("ENTRYPOINT")
-    argv = [a.strip(' "') for a in entry.strip("[]").split(",")]
-    assert argv[0] == "/usr/bin/tini"
-    assert image_path(argv[-1]) == ENTRYPOINT
-    assert dockerfile_instruction("CMD") == '["web"]'
-    assert f"ARPO_APP_DIR={IMAGE_APP_DIR}" in DOCKERFILE.read_text()
-    assert "WORKDIR /srv/arpo/app" in DOCKERFILE.read_text()
+    entry, cmd = last("ENTRYPOINT"), last("CMD")
+    assert entry.json and entry.value[0] == "/usr/bin/tini"
+    assert image_path(entry.value[-1]) == ENTRYPOINT
+    assert cmd.json and cmd.value == ("web",)
+    final_stage = [c for c in instructions() if c.cmd == "FROM"][-1].value
+    assert final_stage[-1] == "service"
+    assert last("WORKDIR").value == (IMAGE_APP_DIR,)
+    env = dict(zip(last("ENV").value[::2], last("ENV").value[1::2], strict=True))
+    assert env["ARPO_APP_DIR"] == IMAGE_APP_DIR and env["DJANGO_SETTINGS_MODULE"] == "webapp.settings.prod"
+    assert last("USER").value == ("arpo",)
+
+
+def test_the_dockerfile_copies_only_what_exists_from_stages_that_exist() -> None:
+    stages: set[str] = set()
+    for command in instructions():
+        if command.cmd == "FROM":
+            assert len(command.value) == 3 and command.value[1].upper() == "AS", command.original
+            stages.add(command.value[2])
+        elif command.cmd == "COPY":
+            source_stage = [f.split("=", 1)[1] for f in command.flags if f.startswith("--from=")]
+            sources = command.value[:-1]
+            if source_stage:
+                assert source_stage[0] in stages, command.original
+            else:
+                for source in sources:
+                    assert (REPO / source).exists(), f"{command.original}: {source} is not in the repository"
+
+
+def test_the_dockerfile_installs_what_the_sandbox_and_kuberay_need() -> None:
+    packages = " ".join(c.value[0] for c in instructions() if c.cmd == "RUN" and "apt-get install" in c.value[0])
+    for package in ("python3", "bubblewrap", "util-linux", "tini", "wget"):
+        assert re.search(rf"\b{package}\b", packages), package
 
 
 def test_the_entrypoint_lists_exactly_the_roles_it_handles() -> None:
