@@ -108,6 +108,7 @@ class Relay:
             tree_max_bytes=settings.ARPO_RUN_TREE_MAX_BYTES,
             no_tool_steps=settings.ARPO_RUN_NO_TOOL_STEPS,
             threads=settings.ARPO_RUN_THREADS,
+            request_memory=settings.ARPO_RUN_REQUEST_MEMORY,
             extra={"attempt": run.attempts + 1},
         )
         actor_class = remote_class(
@@ -253,13 +254,27 @@ def _sized_resources(config: dict[str, Any]) -> dict[str, Any]:
     config names, and memory from the engine's estimate for this config (so Ray places the run where it fits).
     """
     resources: dict[str, Any] = {"num_cpus": settings.ARPO_RUN_NUM_CPUS, "num_gpus": settings.ARPO_RUN_NUM_GPUS}
+    from arpo_engine.config import RunConfig
+
+    try:
+        run_config = RunConfig.from_dict(config)
+    except ValueError as exc:  # the actor reports the config's problem as the run's failure reason
+        log.warning("this run's config does not load (%s); Ray places it unsized", exc)
+        return resources
+    if run_config.distributed.enabled:
+        # The actor only drives: its learner and sampler actors reserve their own (arpo_engine/distributed).
+        resources["num_gpus"] = 0
+        if settings.ARPO_RUN_REQUEST_MEMORY:
+            from arpo_engine.memory import RUNTIME_BYTES
+
+            resources["memory"] = RUNTIME_BYTES
+        return resources
     if not settings.ARPO_RUN_REQUEST_MEMORY:
         return resources
-    from arpo_engine.config import RunConfig
     from arpo_engine.memory import estimate
 
     try:
-        needed = estimate(RunConfig.from_dict(config))
+        needed = estimate(run_config)
     except (OSError, ValueError, KeyError) as exc:  # model folder not on this node: let Ray place it unsized
         log.warning("no memory estimate for this run (%s); Ray places it without a memory request", exc)
         return resources

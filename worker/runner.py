@@ -38,6 +38,8 @@ class RunOptions:
     """Fail a run with tools whose model called none in its first this-many steps (0: never)."""
     threads: int = 0
     """torch.set_num_threads in the actor (0: leave Ray's choice)."""
+    request_memory: bool = True
+    """A distributed run's learner and sampler actors ask Ray for the memory the engine estimates."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -203,6 +205,11 @@ class RunActor:
         kwargs: dict[str, Any] = {}
         if self.secrets:
             kwargs["tool_secrets"] = self.secrets
+        if config.distributed.enabled:
+            # This actor becomes the run's driver: the engine places a learner and sampler actors beside it.
+            from arpo_engine.distributed import Placement
+
+            kwargs["placement"] = Placement(request_memory=self.options.request_memory, on_placed=self._on_placed)
         return run_training(
             config,
             run_id=str(self.run_id),
@@ -213,6 +220,11 @@ class RunActor:
             sft_sink=self._sft_sink,
             **kwargs,
         )
+
+    def _on_placed(self, reserved: Mapping[str, float]) -> None:
+        """A distributed run's actors hold these CPUs and GPUs too: they count in its usage."""
+        for key, value in reserved.items():
+            self._resources[key] = self._resources.get(key, 0.0) + float(value)
 
     def _log(self, line: str) -> None:
         text = str(line)

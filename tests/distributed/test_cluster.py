@@ -181,3 +181,28 @@ def test_a_sampler_holding_other_weights_than_the_learner_stops_the_rollout(clus
         assert fleet.versions() == [1, 1] and len(batch.groups) == 2
     finally:
         fleet.shutdown()
+
+
+def test_the_services_run_actor_drives_a_run_whose_learner_has_its_own_actor(cluster, tmp_path, tiny_model_dir):
+    import time
+
+    from worker.runner import TERMINAL, RunActor, RunOptions
+
+    write_data(tmp_path)
+    overrides = {"distributed": {"separate_learner": True}, "train": {"steps": 1, "eval_every": 0}}
+    config = load_config(write_config(tmp_path, tiny_model_dir, **overrides))
+    actor = RunActor(7, config.to_dict(), options=RunOptions(no_tool_steps=0))
+    actor.start()
+    deadline = time.monotonic() + 240
+    while actor.state not in TERMINAL and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+    events = actor.events.after(0, 10_000)
+    statuses = [e["data"] for e in events if e["kind"] == "status"]
+    assert statuses[-1]["status"] == "succeeded", [e["data"] for e in events if e["kind"] == "log"]
+    lines = [e["data"]["line"] for e in events if e["kind"] == "log"]
+    assert any(line.startswith("placed on Ray: the learner on node") for line in lines)
+    metrics = [e for e in events if e["kind"] == "metrics" and e["step"] == 1]
+    assert metrics and metrics[0]["data"]["rollout/samplers"] == 1.0
+    assert any(e["kind"] == "checkpoint" and e["step"] == 1 for e in events)
+    assert actor.usage()["cpus"] == 2.0  # the learner's and the sampler's CPUs count as the run's

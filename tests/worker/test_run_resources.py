@@ -35,3 +35,15 @@ def test_an_unknown_model_folder_or_the_setting_off_places_the_run_unsized(tmp_p
     assert "memory" not in _sized_resources(_config(tmp_path / "missing"))
     settings.ARPO_RUN_REQUEST_MEMORY = False
     assert "memory" not in _sized_resources(_config(tmp_path / "missing"))
+
+
+def test_a_distributed_runs_actor_asks_only_for_what_driving_takes(tiny_model_dir: Path, settings: Any) -> None:
+    from arpo_engine.memory import RUNTIME_BYTES
+
+    settings.ARPO_RUN_REQUEST_MEMORY = True
+    settings.ARPO_RUN_NUM_GPUS = 1
+    config = RunConfig.from_dict(
+        {"model": {"path": str(tiny_model_dir)}, "optim": {"device": "cuda", "train_batch_prompts": 4},
+         "distributed": {"samplers": 2, "sampler_gpus": 1, "learner_gpus": 1}}
+    ).to_dict()  # fmt: skip
+    assert _sized_resources(config) == {"num_cpus": settings.ARPO_RUN_NUM_CPUS, "num_gpus": 0, "memory": RUNTIME_BYTES}
