@@ -166,8 +166,9 @@ def answer_question(
     def observe(kind: str, path: Any, item: Any) -> None:
         if kind == "tool_call":
             stream.end_segment(segment_text(path.segments[-1].text, item.call.raw, markers))
-            emit("tool_call", {"index": len(path.tool_calls) + 1, "name": item.call.name,
-                               "arguments": dict(item.call.arguments), "raw": item.call.raw, "error": item.error})  # fmt: skip
+            call = item.call
+            emit("tool_call", {"index": len(path.tool_calls) + 1, "name": call.name, "arguments": dict(call.arguments),
+                               "raw": call.raw, "error": item.error})  # fmt: skip
         else:
             emit("tool_result", {"index": item.index, "name": item.name, "output": item.output, "error": item.error,
                                  "latency_ms": round(item.latency_ms, 1)})  # fmt: skip

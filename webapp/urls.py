@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("webapp.datasets.api_urls")),
     path("", include("webapp.tools.api_urls")),
     path("", include("webapp.runs.api_urls")),
+    path("", include("webapp.playground.api_urls")),
 ]
 
 urlpatterns = [
@@ -21,6 +22,7 @@ urlpatterns = [
     path("datasets/", include("webapp.datasets.urls")),
     path("tools/", include("webapp.tools.urls")),
     path("runs/", include("webapp.runs.urls")),
+    path("", include("webapp.playground.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -1,6 +1,6 @@
 """The Celery app. Tasks take ids; what matters lives in the database, so a crashed worker loses nothing.
 
-Queues: `runs` for long training runs, `short` for tool "try it" and preflight checks.
+Queues: `runs` for long training runs, `short` for tool "try it", preflight checks and the playground.
 """
 
 from __future__ import annotations

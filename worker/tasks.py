@@ -30,6 +30,17 @@ def run_preflight(preflight_id: int) -> None:
     preflight_execute(preflight_id=preflight_id)
 
 
+# --- playground: a question put to a checkpoint's agent and to the base model (queue "short") -------------
+
+
+@app.task(name="worker.tasks.playground_answer", ignore_result=True, soft_time_limit=900, time_limit=960)
+def playground_answer(session_id: int, side: str) -> None:
+    """Answer one side of a playground session, streaming its events (webapp/playground/answering.py)."""
+    from webapp.playground.answering import playground_answer_execute
+
+    playground_answer_execute(session_id=session_id, side=side)
+
+
 # --- runs (queue "runs") ---------------------------------------------------------------------------
 
 

@@ -32,6 +32,8 @@ from tests.webapp import factories as make
 from tests.webapp.conftest import PASSWORD
 from webapp.accounts.models import ApiToken, Invitation, Team
 from webapp.datasets.models import Dataset
+from webapp.playground.models import PlaygroundSession
+from webapp.playground.services import session_start
 from webapp.runs import lifecycle, recording
 from webapp.runs.models import Preflight, Run
 from webapp.runs.preflight import run_preflight_start
@@ -120,6 +122,14 @@ class World:
             return run
 
         return self._once("checkpointed", variant, build)  # type: ignore[no-any-return]
+
+    def session(self, variant: str) -> PlaygroundSession:
+        """A question to the checkpointed run's latest step (its tasks are sent only on a real commit)."""
+        return self._once(
+            "session",
+            variant,
+            lambda n: session_start(user=self.alice, run=self.checkpointed(variant), ref="latest", question=n),
+        )  # type: ignore[no-any-return]
 
     def token(self) -> ApiToken:
         return self._once("token", "personal", lambda n: make.token(self.alice, name=n)[0])  # type: ignore[no-any-return]
@@ -222,6 +232,18 @@ def _own_dataset(w: World, variant: str, user: User | None) -> dict[str, Any]:
 def _own_yaml(w: World, variant: str, user: User | None) -> dict[str, Any]:
     user = user or w.alice
     return {"yaml": export_yaml(make.run(user)), "name": make.unique("imported")}
+
+
+def _question(w: World, variant: str, user: User | None) -> dict[str, Any]:
+    return {"question": "What is 2 + 2?"}
+
+
+def _latest(w: World, variant: str) -> dict[str, Any]:
+    return {"pk": w.checkpointed(variant).pk, "ref": "latest"}
+
+
+def _session(w: World, variant: str) -> dict[str, Any]:
+    return {"session_id": w.session(variant).pk}
 
 
 def _object(kind: str, *calls: Call) -> Entry:
@@ -410,6 +432,12 @@ ROUTES: dict[str, Entry] = {
         "object", (GET200,), lambda w, v: {"pk": w.run(v).pk, "preflight_id": w.preflight(v).pk}
     ),
     "api-run-grpo-twin": Entry("object", (POST_ONLY, Call("POST", 201)), _pk("run")),
+    # --- playground
+    "playground:start": Entry("object", (GET200, Call("POST", 302, _question)), _latest),
+    "playground:session": Entry("object", (GET200,), _session),
+    "api-playground-start": Entry("object", (POST_ONLY, Call("POST", 202, _question, "json")), _latest),
+    "api-playground": Entry("object", (GET200,), _session),
+    "api-playground-events": Entry("object", (GET200,), _session),
     "api-usage": Entry("signed_in", (GET200,), lists=True),
     "api-base-models": Entry("signed_in", (GET200,)),
     "api-presets": Entry("signed_in", (GET200,)),

@@ -10,6 +10,8 @@ const entries: Record<string, string> = {
   run_page: resolve(import.meta.dirname, "src/run_page.ts"),
   compare: resolve(import.meta.dirname, "src/compare.ts"),
   run_list: resolve(import.meta.dirname, "src/run_list.ts"),
+  // The playground (imports its own stylesheet: dist/playground.css).
+  playground: resolve(import.meta.dirname, "src/playground.ts"),
   // The charts' and explorer's stylesheet: dist/dashboard.css, linked by the run and compare pages.
   dashboard: resolve(import.meta.dirname, "src/dashboard.css"),
 };

@@ -98,6 +98,12 @@ def checkpoint_for(*, run: Run, ref: str) -> Checkpoint:
     return found.checkpoint
 
 
+def checkpoint_folder(checkpoint: Checkpoint) -> Path | None:
+    """The step folder on this machine while its files are there (the playground loads it); else None."""
+    folder = _folder(checkpoint)
+    return folder if _is_saved(folder) else None
+
+
 def checkpoint_download(*, run: Run, ref: str) -> tuple[ZipStream, str]:
     """The streamed archive of a checkpoint and its file name (`run-<id>-step-<N>.zip`)."""
     checkpoint = checkpoint_for(run=run, ref=ref)

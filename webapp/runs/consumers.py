@@ -137,11 +137,13 @@ def _between(user: Any, run_id: int, after: int, before: int) -> list[dict[str, 
     return [m for m in live.history_messages(user=user, run=run, after=after) if m["seq"] < before]
 
 
-class RunConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
-    """One viewer of one run. State: `last_sent` (seq), `live` (replay done), `buffer` (before the replay)."""
+class SequencedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    """The protocol of a numbered event stream (module docstring): auth, history, resume, live, no gaps or
+    repeats. A subclass says which object (`authorize`: the groups to join, or a refusal), how to read its
+    history (`history`, `between`) and how a group message becomes a client message (`message`).
+    State: `last_sent` (seq), `live` (replay done), `buffer` (before the replay)."""
 
     async def connect(self) -> None:
-        self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         self.joined: list[str] = []
         self.live = False
         self.replaying = False
@@ -149,7 +151,12 @@ class RunConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.last_sent = 0
         offered = self.scope.get("subprotocols") or []
         await self.accept(PROTOCOL if PROTOCOL in offered else None)
-        refusal = await self._authorize()
+        user, refusal = await viewer(self.scope)
+        if refusal is None:
+            self.user = user
+            found = await self.authorize(user)
+            refusal = CLOSE_NOT_FOUND if found is None else None
+            self.joined = found or []
         if refusal is not None:
             await self.close(code=refusal)
             return
@@ -159,18 +166,21 @@ class RunConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         if after:
             await self._replay(_as_int(after[0]))
 
-    async def _authorize(self) -> int | None:
-        user, refusal = await viewer(self.scope)
-        if refusal is not None:
-            return refusal
-        found = await _visible_run(user, self.run_id)
-        if found is None:
-            return CLOSE_NOT_FOUND
-        self.user = user
-        self.joined = [groups.run_group(self.run_id)]
-        if found[1]:
-            self.joined.append(groups.run_owner_group(self.run_id))
-        return None
+    async def authorize(self, user: Any) -> list[str] | None:
+        """The groups this viewer listens to, or None when the object is missing or not theirs (4404)."""
+        raise NotImplementedError
+
+    async def history(self, after: int) -> list[dict[str, Any]]:
+        """The state line (seq null), then every event after `after` the viewer may see, oldest first."""
+        raise NotImplementedError
+
+    async def between(self, after: int, before: int) -> list[dict[str, Any]]:
+        """The events with after < seq < before (a hole a dropped channel message left)."""
+        raise NotImplementedError
+
+    def message(self, event: dict[str, Any]) -> dict[str, Any]:
+        """A group message as the client gets it."""
+        raise NotImplementedError
 
     async def disconnect(self, code: int) -> None:
         for group in self.joined:
@@ -187,7 +197,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.replaying = True
         self.last_sent = after
         # While this runs, new group messages wait in the channel; the buffer holds those that came before.
-        for message in await _history(self.user, self.run_id, after):
+        for message in await self.history(after):
             await self._send(message)
         await self.send_json({"seq": self.last_sent, "type": "history.end", "data": {}})
         buffered, self.buffer = self.buffer, []
@@ -206,24 +216,52 @@ class RunConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     async def _deliver(self, message: dict[str, Any]) -> None:
         seq = message["seq"]
         if seq is not None and seq > self.last_sent + 1:
-            for missed in await _between(self.user, self.run_id, self.last_sent, seq):
+            for missed in await self.between(self.last_sent, seq):
                 await self._send(missed)
         await self._send(message)
 
-    async def run_event(self, event: dict[str, Any]) -> None:
-        """Any event from the run's group (recording.broadcast): buffered until the replay is done."""
-        message = live.client_message(
-            run_id=self.run_id, kind=str(event["kind"]), seq=event.get("seq"), step=event.get("step"),
-            data=event.get("data") or {},
-        )  # fmt: skip
+    async def stream_event(self, event: dict[str, Any]) -> None:
+        """Any event from the object's groups: buffered until the replay is done."""
+        message = self.message(event)
         if not self.live:
             if len(self.buffer) < BUFFER_MAX:
                 self.buffer.append(message)
             return
         await self._deliver(message)
 
+
+class RunConsumer(SequencedConsumer):
+    """One viewer of one run (`/ws/runs/<id>/`)."""
+
+    async def connect(self) -> None:
+        self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
+        await super().connect()
+
+    async def authorize(self, user: Any) -> list[str] | None:
+        found = await _visible_run(user, self.run_id)
+        if found is None:
+            return None
+        joined = [groups.run_group(self.run_id)]
+        if found[1]:
+            joined.append(groups.run_owner_group(self.run_id))
+        return joined
+
+    async def history(self, after: int) -> list[dict[str, Any]]:
+        return await _history(self.user, self.run_id, after)
+
+    async def between(self, after: int, before: int) -> list[dict[str, Any]]:
+        return await _between(self.user, self.run_id, after, before)
+
+    def message(self, event: dict[str, Any]) -> dict[str, Any]:
+        return live.client_message(
+            run_id=self.run_id, kind=str(event["kind"]), seq=event.get("seq"), step=event.get("step"),
+            data=event.get("data") or {},
+        )  # fmt: skip
+
     # Channel message types are "run.<kind>" (groups.event_type): Channels calls run_<kind>.
-    run_metrics = run_eval = run_rollout = run_checkpoint = run_log = run_phase = run_status = run_event
+    run_metrics = run_eval = run_rollout = run_checkpoint = run_log = run_phase = run_status = (
+        SequencedConsumer.stream_event
+    )
 
 
 def _as_int(value: Any) -> int:

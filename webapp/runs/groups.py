@@ -4,6 +4,7 @@ Everyone who may see a run listens to `run_group`; tracebacks and other private 
 `run_owner_group` only. An event of kind `metrics` travels as type `run.metrics`, handled by a
 consumer's `run_metrics` method (STYLE.md), and so on for every kind. The run list listens to one group
 per user (personal runs) and one per team (`run_list_groups`), which get a compact `runs.row` per change.
+A playground session (webapp/playground) has one group; its events travel as `playground.<kind>`.
 """
 
 from __future__ import annotations
@@ -40,3 +41,13 @@ ROW_EVENT = "runs.row"  # a run list row changed; handled by a consumer's `runs_
 def event_type(kind: str) -> str:
     """The channel message type of an event kind: `metrics` -> `run.metrics`."""
     return f"run.{kind}"
+
+
+def playground_group(session_id: int) -> str:
+    """Everyone watching a playground session (webapp/playground): its numbered answer events."""
+    return f"playground-{int(session_id)}"
+
+
+def playground_event_type(kind: str) -> str:
+    """A playground event's channel message type: `model` -> `playground.model` (handled by `playground_model`)."""
+    return f"playground.{kind}"

@@ -38,6 +38,7 @@ def client_message(
             url = checkpoint_download_url(run_id, step)
             if url:
                 body["download_url"] = url
+            body["try_url"] = reverse("playground:start", kwargs={"pk": run_id, "ref": str(step)})
     return {"seq": seq, "type": groups.event_type(kind), "step": step, "data": body}
 
 

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "webapp.datasets",
     "webapp.tools",
     "webapp.runs",
+    "webapp.playground",
 ]
 
 MIDDLEWARE = [
@@ -112,6 +113,7 @@ CELERY_TASK_ROUTES = {
     "worker.tasks.run_execute": {"queue": "runs"},
     "worker.tasks.tool_try": {"queue": "short"},
     "worker.tasks.run_preflight": {"queue": "short"},
+    "worker.tasks.playground_answer": {"queue": "short"},
 }
 
 # --- Runs on Ray (worker/relay.py, worker/runner.py) ---
@@ -134,6 +136,8 @@ ARPO_RUN_MAX_RESTARTS = env_int("ARPO_RUN_MAX_RESTARTS", 2)  # actor deaths resu
 ARPO_RUN_ROLLOUT_SAMPLE = env_int("ARPO_RUN_ROLLOUT_SAMPLE", 4)  # rollout trees kept per step
 ARPO_RUN_TREE_MAX_BYTES = env_int("ARPO_RUN_TREE_MAX_BYTES", 64 * 1024)
 ARPO_RUN_NO_TOOL_STEPS = env_int("ARPO_RUN_NO_TOOL_STEPS", 5)  # fail a run whose model never calls a tool
+ARPO_PLAYGROUND_WALL_S = float(env_str("ARPO_PLAYGROUND_WALL_S", "120"))  # one playground answer, tools included
+ARPO_PLAYGROUND_MODELS = env_int("ARPO_PLAYGROUND_MODELS", 2)  # models a worker process keeps loaded for it
 
 # --- Auth ---
 AUTH_PASSWORD_VALIDATORS = [

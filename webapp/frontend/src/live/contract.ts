@@ -22,8 +22,20 @@ export const EVENT_TYPES = [
   "run.log",
   "run.status",
   "run.phase",
+  // A playground session's stream (/ws/playground/<id>/, the same protocol): each message also names its
+  // "side" ("trained" or "base"); "playground.session" carries the session's state with seq null.
+  "playground.status",
+  "playground.model",
+  "playground.tool_call",
+  "playground.tool_result",
+  "playground.final",
+  "playground.error",
+  "playground.session",
   "history.end",
 ] as const;
+
+/** Types that may come with seq null: states decided without an event row, never deduplicated. */
+const SEQLESS: readonly string[] = ["run.status", "playground.session"];
 
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -32,6 +44,8 @@ export interface RunMessage<D = Record<string, unknown>> {
   seq: number | null;
   type: EventType;
   step?: number | null;
+  /** Playground messages: which answer the event belongs to. */
+  side?: "trained" | "base" | null;
   data: D;
 }
 
@@ -61,6 +75,8 @@ export interface CheckpointData {
   size_bytes?: number;
   metrics?: Record<string, number>;
   download_url?: string;
+  /** The playground on this checkpoint ("Try it"). */
+  try_url?: string;
 }
 
 /** `run.phase` data. */
@@ -78,7 +94,7 @@ export function isRunMessage(value: unknown): value is RunMessage {
   if (typeof value !== "object" || value === null) return false;
   const v = value as Record<string, unknown>;
   return (
-    ((typeof v.seq === "number" && Number.isFinite(v.seq)) || (v.seq === null && v.type === "run.status")) &&
+    ((typeof v.seq === "number" && Number.isFinite(v.seq)) || (v.seq === null && SEQLESS.includes(String(v.type)))) &&
     typeof v.type === "string" &&
     (EVENT_TYPES as readonly string[]).includes(v.type) &&
     typeof v.data === "object" &&

@@ -156,6 +156,14 @@ export class CheckpointPane {
       .filter(Boolean)
       .join(" · ");
     li.append(name, meta);
+    if (data.try_url) {
+      const a = document.createElement("a");
+      a.className = "button small";
+      a.href = data.try_url;
+      a.textContent = "Try it";
+      a.setAttribute("aria-label", `Try the agent of step ${step}`);
+      li.append(a);
+    }
     if (data.download_url) {
       const a = document.createElement("a");
       a.className = "button small secondary";
