@@ -22,7 +22,14 @@ from arpo_engine.device import autocast, checkpointing, enable_activation_checkp
 from arpo_engine.logprobs import token_logprobs
 from arpo_engine.lora import apply_lora
 from arpo_engine.losses import LossInputs, LossSettings, compute_loss
-from arpo_engine.tree_pack import TreePack, eq6_mask, pack, tree_micro_batches, tree_token_logprobs
+from arpo_engine.tree_pack import (
+    TreePack,
+    eq6_mask,
+    flex_supported,
+    pack,
+    tree_micro_batches,
+    tree_token_logprobs,
+)
 
 
 @dataclass
@@ -154,6 +161,10 @@ class Learner:
         if optim.activation_checkpointing:
             enable_activation_checkpointing(model)
         self.optim_cfg = optim
+        flex = optim.tree_attention
+        if flex == "flex" and not flex_supported(self.device):
+            raise ValueError(f"optim.tree_attention=flex needs a CUDA learner; this one trains on {self.device}")
+        self._tree_flex = flex == "flex" or (flex == "auto" and flex_supported(self.device))
         self.algorithm = algorithm
         self.settings = loss_settings(algorithm)
         self.pad_token_id = pad_token_id
@@ -205,7 +216,10 @@ class Learner:
             padded.tree = pack(chunk, padded.input_ids.shape[1])
             if self.algorithm.advantage == "hard":
                 padded.mask, padded.advantages = eq6_mask(padded.tree, padded.mask, padded.advantages)
-        return padded.to(self.device)
+        padded = padded.to(self.device)
+        if padded.tree is not None and self._tree_flex:
+            padded.tree = padded.tree.with_flex()
+        return padded
 
     def _logprobs(self, model: Any, padded: Padded, *, with_entropy: bool = False) -> Any:
         with autocast(self.device, self.optim_cfg.precision), checkpointing(model):

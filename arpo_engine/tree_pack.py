@@ -35,6 +35,9 @@ from arpo_engine.logprobs import DEFAULT_CHUNK_SIZE, TokenLogprobs, logprobs_fro
 ATTENTION = "arpo_tree"
 """The name `tree_attention` is registered under with transformers' attention interface."""
 
+FLEX_BLOCK = 128
+"""FlexAttention's block size: a pack attending through it is padded to a multiple of this."""
+
 
 class Sequenced(Protocol):
     """What packing needs from a training sequence (arpo_engine.learner.TrainSequence satisfies it)."""
@@ -65,9 +68,16 @@ class TreePack:
     node: torch.Tensor
     """(B, T-1) packed position of the token whose log-prob sits at this padded position (-1: none)."""
     segments: tuple[Segment, ...]
+    segment_of: torch.Tensor
+    """(L,) the segment each packed token belongs to."""
+    ancestors: torch.Tensor
+    """(S, S) bool: row s is True at s and at every segment above it in the trie."""
+    flex: Any = None
+    """The block-sparse tree mask of `with_flex` (FlexAttention); None: attend segment by segment."""
 
     @property
     def length(self) -> int:
+        """Packed tokens, padding for `with_flex` included (padding comes last and nothing reads it)."""
         return int(self.input_ids.shape[1])
 
     def to(self, device: torch.device) -> TreePack:
@@ -77,7 +87,40 @@ class TreePack:
         )
         return TreePack(
             self.input_ids.to(device), self.position_ids.to(device), self.parent.to(device), self.node.to(device),
-            segments,
+            segments, self.segment_of.to(device), self.ancestors.to(device), self.flex,
+        )  # fmt: skip
+
+    def with_flex(self) -> TreePack:
+        """The same pack attending through one FlexAttention kernel (CUDA), padded to whole 128-token blocks.
+
+        The mask is `ancestors[segment(q), segment(kv)] and kv <= q`: depth-first order puts every ancestor
+        before its descendants, so that is exactly "causal within the segment, everything above it".
+        Blocks where no query sees any key are skipped, so the cost follows the tree, not L squared.
+        Padding tokens form one extra segment that attends only to itself (no empty rows, no NaN).
+        """
+        from torch.nn.attention.flex_attention import create_block_mask
+
+        real = self.length
+        padded = -(-real // FLEX_BLOCK) * FLEX_BLOCK
+        extra = padded - real
+        device = self.input_ids.device
+        segments = self.ancestors.shape[0]
+        ancestors = torch.zeros(segments + 1, segments + 1, dtype=torch.bool, device=device)
+        ancestors[:segments, :segments] = self.ancestors
+        ancestors[segments, segments] = True
+        segment_of = torch.cat([self.segment_of, torch.full((extra,), segments, dtype=torch.long, device=device)])
+
+        def tree_mask(batch: Any, head: Any, q: Any, kv: Any) -> Any:
+            return ancestors[segment_of[q], segment_of[kv]] & (kv <= q)
+
+        try:  # compiled, the mask is built block by block; eagerly it materialises L x L first
+            block_mask = create_block_mask(tree_mask, None, None, padded, padded, device=str(device), _compile=True)
+        except Exception:  # noqa: BLE001  (an inductor that cannot compile here: same mask, more memory)
+            block_mask = create_block_mask(tree_mask, None, None, padded, padded, device=str(device))
+        pad = torch.zeros(1, extra, dtype=torch.long, device=device)
+        return TreePack(
+            torch.cat([self.input_ids, pad], dim=1), torch.cat([self.position_ids, pad], dim=1), self.parent,
+            self.node, self.segments, segment_of, ancestors, block_mask,
         )  # fmt: skip
 
 
@@ -149,6 +192,14 @@ def pack(batch: Sequence[Sequenced], width: int) -> TreePack:
             mask[:, before:] = torch.ones(end - start, end - start, dtype=torch.bool).tril()
         segments.append(Segment(start, end, keys, mask))
 
+    ancestors = torch.zeros(len(spans), len(spans), dtype=torch.bool)
+    segment_of = torch.empty(len(order), dtype=torch.long)
+    for index, (start, end, parent_segment) in enumerate(spans):
+        segment_of[start:end] = index
+        ancestors[index, index] = True
+        if parent_segment >= 0:
+            ancestors[index] |= ancestors[parent_segment]  # parents come first in depth-first order
+
     targets = torch.full((len(batch), width - 1), -1, dtype=torch.long)
     for row, ids in enumerate(rows):
         targets[row, : len(ids) - 1] = torch.tensor([where[n] for n in ids[1:]], dtype=torch.long)
@@ -159,6 +210,8 @@ def pack(batch: Sequence[Sequenced], width: int) -> TreePack:
         parent=torch.tensor([where[p] if p >= 0 else -1 for p in parents], dtype=torch.long),
         node=targets,
         segments=tuple(segments),
+        segment_of=segment_of,
+        ancestors=ancestors,
     )
 
 
@@ -208,6 +261,9 @@ def tree_attention(
         return sdpa_attention_forward(  # type: ignore[no-any-return]
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
+    if tree.flex is not None:
+        out = _flex_attention()(query, key, value, block_mask=tree.flex, scale=scaling, enable_gqa=True)
+        return out.transpose(1, 2).contiguous(), None  # (1, L, H, D)
     groups = query.shape[1] // key.shape[1]
     outputs = []
     for s in tree.segments:
@@ -225,6 +281,23 @@ def tree_attention(
 
 
 _registered = False
+_compiled_flex: Any = None
+
+
+def _flex_attention() -> Any:
+    """FlexAttention compiled once per process, for any packed length (eager FlexAttention would
+    materialise the whole L x L score matrix)."""
+    global _compiled_flex
+    if _compiled_flex is None:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        _compiled_flex = torch.compile(flex_attention, dynamic=True)
+    return _compiled_flex
+
+
+def flex_supported(device: torch.device | str) -> bool:
+    """FlexAttention trains (forward and backward) on CUDA only in this torch."""
+    return torch.device(device).type == "cuda"
 
 
 def _register() -> None:

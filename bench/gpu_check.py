@@ -220,6 +220,7 @@ def main() -> int:
     # 4. tree-packed vs path-by-path on recorded ARPO trees, and GRPO at equal M
     arpo = train_sequences(record_trees(args.tree_prompts, group_size=args.group_size, initial=args.group_size // 2, words=60))
     grpo = train_sequences(record_trees(args.tree_prompts, group_size=args.group_size, branching=False, words=60))
+    report["tree_attention"] = "flex" if cuda else "segments"
     report["tree"] = tree_section(learner_model, arpo, grpo, args, model_path, sync, log)
     peak("tree")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -233,18 +234,22 @@ def tree_section(model: Any, arpo: list[Any], grpo: list[Any], args: argparse.Na
                  sync: Any, log: Any) -> dict[str, Any]:  # fmt: skip
     """Median seconds per update: ARPO trees packed and path by path, GRPO batch packed, side by side."""
     import copy
+    import dataclasses
 
     from arpo_engine.learner import Learner
     from arpo_engine.tree_pack import unique_tokens
 
-    sides = {"arpo_tree": (arpo, True), "arpo_paths": (arpo, False), "grpo_tree": (grpo, True), "grpo_paths": (grpo, False)}
+    # (batch, tree_pack, tree_attention): the default (auto: FlexAttention on CUDA), segment by segment, unpacked
+    sides = {"arpo_tree": (arpo, True, "auto"), "arpo_segments": (arpo, True, "segments"), "arpo_paths": (arpo, False, "auto"),
+             "grpo_tree": (grpo, True, "auto"), "grpo_segments": (grpo, True, "segments"), "grpo_paths": (grpo, False, "auto")}  # fmt: skip
     learners = {}
-    for name, (_, packed) in sides.items():
+    for name, (_, packed, attention) in sides.items():
         cfg = run_config(model_path, args, "transformers", branching=True, tree_pack=packed)
-        learners[name] = Learner(model, optim=cfg.optim, algorithm=cfg.algorithm, pad_token_id=0)
+        optim = dataclasses.replace(cfg.optim, tree_attention=attention)
+        learners[name] = Learner(model, optim=optim, algorithm=cfg.algorithm, pad_token_id=0)
     times: dict[str, list[float]] = {name: [] for name in sides}
     for repeat in range(args.repeats + 1):
-        for name, (batch, _) in sides.items():
+        for name, (batch, _, _) in sides.items():
             fresh = copy.deepcopy(batch)  # old log-probs cleared as in training
             sync()
             t = time.perf_counter()
@@ -275,9 +280,11 @@ def render(r: dict[str, Any]) -> str:
         "",
         "| update on recorded trees | tokens (paths) | distinct tokens | seconds |",
         "|---|---|---|---|",
-        f"| ARPO, tree-packed | {t['arpo_tokens']} | {t['arpo_unique']} | {t['arpo_tree']:.3f} |",
+        f"| ARPO, tree-packed (default attention: {r['tree_attention']}) | {t['arpo_tokens']} | {t['arpo_unique']} | {t['arpo_tree']:.3f} |",
+        f"| ARPO, tree-packed, segment by segment | {t['arpo_tokens']} | {t['arpo_unique']} | {t['arpo_segments']:.3f} |",
         f"| ARPO, path by path | {t['arpo_tokens']} | | {t['arpo_paths']:.3f} |",
-        f"| GRPO, tree-packed | {t['grpo_tokens']} | {t['grpo_unique']} | {t['grpo_tree']:.3f} |",
+        f"| GRPO, tree-packed (default attention) | {t['grpo_tokens']} | {t['grpo_unique']} | {t['grpo_tree']:.3f} |",
+        f"| GRPO, tree-packed, segment by segment | {t['grpo_tokens']} | {t['grpo_unique']} | {t['grpo_segments']:.3f} |",
         f"| GRPO, path by path | {t['grpo_tokens']} | | {t['grpo_paths']:.3f} |",
         "",
         f"tree-packed vs path-by-path on ARPO trees: {t['arpo_paths'] / t['arpo_tree']:.2f}x faster; "

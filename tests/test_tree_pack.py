@@ -158,3 +158,42 @@ def test_bf16_autocast_on_cuda_points_the_same_way_as_fp32():
     fp32 = grads_after_update(copy.deepcopy(base), forked_batch(), device="cuda")
     bf16 = grads_after_update(copy.deepcopy(base), forked_batch(), device="cuda", precision="bf16")
     assert torch.nn.functional.cosine_similarity(fp32, bf16, dim=0) > 0.9
+
+
+def dense_tree_mask(tree) -> torch.Tensor:
+    """(L, L) bool from the segments' own key lists: who each packed token may attend to."""
+    allowed = torch.zeros(tree.length, tree.length, dtype=torch.bool)
+    for s in tree.segments:
+        mask = s.mask if s.mask is not None else torch.ones(s.end - s.start, s.end - s.start, dtype=torch.bool).tril()
+        allowed[s.start : s.end, s.keys] = mask
+    return allowed
+
+
+@pytest.mark.parametrize("source", ["forked", "recorded"])
+def test_flex_tree_mask_is_the_segment_attention_pattern(source):
+    batch = forked_batch() if source == "forked" else train_sequences(record_trees(3, group_size=4, initial=2, words=12))
+    tree = pack(batch, pad_sequences(batch, 0).input_ids.shape[1])
+    q = torch.arange(tree.length)[:, None]
+    kv = torch.arange(tree.length)[None, :]
+    flex_rule = tree.ancestors[tree.segment_of[:, None], tree.segment_of[None, :]] & (kv <= q)
+    assert torch.equal(flex_rule, dense_tree_mask(tree))
+
+
+def test_flex_tree_attention_is_refused_off_cuda():
+    with pytest.raises(ValueError, match="needs a CUDA learner"):
+        Learner(small_llama(), optim=OptimConfig(device="cpu", tree_attention="flex"), algorithm=AlgorithmConfig(),
+                pad_token_id=0)  # fmt: skip
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("advantage", ["soft", "hard"])
+def test_flex_tree_attention_on_cuda_matches_segment_attention(advantage):
+    base = small_llama(layers=2)
+    batch = train_sequences(record_trees(3, group_size=4, initial=2, words=12))
+    flex = grads_after_update(copy.deepcopy(base), batch, device="cuda", tree_attention="flex", advantage=advantage)
+    segments = grads_after_update(copy.deepcopy(base), copy.deepcopy(batch), device="cuda", tree_attention="segments",
+                                  advantage=advantage)  # fmt: skip
+    assert_close_grads(flex.cpu(), segments.cpu(), tol=1e-4)
+    if advantage == "soft":
+        paths = grads_after_update(copy.deepcopy(base), copy.deepcopy(batch), device="cuda", tree_pack=False)
+        assert_close_grads(flex.cpu(), paths.cpu(), tol=1e-4)
