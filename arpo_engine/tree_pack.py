@@ -115,7 +115,7 @@ class TreePack:
 
         try:  # compiled, the mask is built block by block; eagerly it materialises L x L first
             block_mask = create_block_mask(tree_mask, None, None, padded, padded, device=str(device), _compile=True)
-        except Exception:  # noqa: BLE001  (an inductor that cannot compile here: same mask, more memory)
+        except Exception:  # an inductor that cannot compile here: the same mask, built with more memory
             block_mask = create_block_mask(tree_mask, None, None, padded, padded, device=str(device))
         pad = torch.zeros(1, extra, dtype=torch.long, device=device)
         return TreePack(
