@@ -96,7 +96,10 @@ def test_a_second_question_while_one_is_being_answered_is_refused_with_409_even_
     response = ask(api, trained(alice))
     assert response.status_code == 409
     assert response.json()["code"] == "session_running"
-    assert "being answered already" in response.json()["message"] and f"session {first['id']}" in response.json()["message"]
+    assert (
+        "being answered already" in response.json()["message"]
+        and f"session {first['id']}" in response.json()["message"]
+    )
     finish(first["id"])
     assert PlaygroundSession.objects.get(pk=first["id"]).status == "done"
     assert ask(api, trained(alice)).status_code == 202
@@ -208,7 +211,11 @@ def test_the_session_shows_each_sides_final_answer_or_error(
 
 def test_events_are_numbered_per_session_and_sides_end_the_session(alice: User, trained: Callable[..., Run]) -> None:
     session = services.session_start(user=alice, run=trained(alice), ref="latest", question="Hi?")
-    assert [services.event_record(session_id=session.pk, side="base", kind="model", data={}) for _ in range(3)] == [1, 2, 3]
+    assert [services.event_record(session_id=session.pk, side="base", kind="model", data={}) for _ in range(3)] == [
+        1,
+        2,
+        3,
+    ]
     assert services.side_begin(session_id=session.pk, side="base")
     session.refresh_from_db()
     assert session.status == "running" and session.started_at is not None
@@ -229,4 +236,7 @@ def test_the_openapi_schema_documents_the_playground(api_for: Callable[..., Any]
     body = start["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
     assert "question" in schema["components"]["schemas"][body]["properties"]
     assert "get" in paths["/api/v1/playground/{session_id}/"]
-    assert {p["name"] for p in paths["/api/v1/playground/{session_id}/events/"]["get"]["parameters"]} >= {"after", "limit"}
+    assert {p["name"] for p in paths["/api/v1/playground/{session_id}/events/"]["get"]["parameters"]} >= {
+        "after",
+        "limit",
+    }
