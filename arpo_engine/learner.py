@@ -25,7 +25,7 @@ from arpo_engine.losses import LossInputs, LossSettings, compute_loss
 from arpo_engine.tree_pack import (
     TreePack,
     eq6_mask,
-    flex_supported,
+    flex_unsupported,
     pack,
     tree_micro_batches,
     tree_token_logprobs,
@@ -161,10 +161,10 @@ class Learner:
         if optim.activation_checkpointing:
             enable_activation_checkpointing(model)
         self.optim_cfg = optim
-        flex = optim.tree_attention
-        if flex == "flex" and not flex_supported(self.device):
-            raise ValueError(f"optim.tree_attention=flex needs a CUDA learner; this one trains on {self.device}")
-        self._tree_flex = flex == "flex" or (flex == "auto" and flex_supported(self.device))
+        flex, why_not = optim.tree_attention, flex_unsupported(model, self.device)
+        if flex == "flex" and why_not:
+            raise ValueError(f"optim.tree_attention=flex {why_not}")
+        self._tree_flex = flex == "flex" or (flex == "auto" and not why_not)
         self.algorithm = algorithm
         self.settings = loss_settings(algorithm)
         self.pad_token_id = pad_token_id

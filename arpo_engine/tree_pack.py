@@ -295,9 +295,16 @@ def _flex_attention() -> Any:
     return _compiled_flex
 
 
-def flex_supported(device: torch.device | str) -> bool:
-    """FlexAttention trains (forward and backward) on CUDA only in this torch."""
-    return torch.device(device).type == "cuda"
+def flex_unsupported(model: Any, device: torch.device | str) -> str:
+    """Why FlexAttention cannot train this model here ("" when it can): it runs backward on CUDA only,
+    and its kernels need attention heads of at least 16 dimensions."""
+    if torch.device(device).type != "cuda":
+        return f"needs a CUDA learner; this one trains on {device}"
+    config = model.config
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    if head_dim < 16:
+        return f"needs attention heads of at least 16 dimensions; this model's have {head_dim}"
+    return ""
 
 
 def _register() -> None:

@@ -25,7 +25,9 @@ def forked_batch() -> list[TrainSequence]:
     c = b[:9] + rand(6)
     d = rand(10)
     mask = lambda r: [1] * 3 + [0] * 2 + [1] * (len(r) - 5)  # noqa: E731
-    out = [TrainSequence(0, prompt, r, mask(r), [adv] * len(r)) for r, adv in ((a, 1.0), (b, -0.5), (c, 2.0), (d, -2.5))]
+    out = [
+        TrainSequence(0, prompt, r, mask(r), [adv] * len(r)) for r, adv in ((a, 1.0), (b, -0.5), (c, 2.0), (d, -2.5))
+    ]
     out.append(TrainSequence(1, prompt[:3] + rand(2), rand(9), [1] * 9, [0.7] * 9))
     return out
 
@@ -121,8 +123,15 @@ def test_hard_tree_update_trains_each_shared_token_once():
     deduped = []
     for row, s in enumerate(hard):
         start, end = padded.spans[row]
-        deduped.append(TrainSequence(s.prompt_index, s.prompt_ids, s.response_ids,
-                                     [int(v) for v in mask[row, start:end].tolist()], adv[row, start:end].tolist()))
+        deduped.append(
+            TrainSequence(
+                s.prompt_index,
+                s.prompt_ids,
+                s.response_ids,
+                [int(v) for v in mask[row, start:end].tolist()],
+                adv[row, start:end].tolist(),
+            )
+        )
     packed = grads_after_update(copy.deepcopy(base), hard, tree_pack=True, advantage="hard")
     paths = grads_after_update(copy.deepcopy(base), deduped, tree_pack=False)
     assert_close_grads(packed, paths)
@@ -171,12 +180,28 @@ def dense_tree_mask(tree) -> torch.Tensor:
 
 @pytest.mark.parametrize("source", ["forked", "recorded"])
 def test_flex_tree_mask_is_the_segment_attention_pattern(source):
-    batch = forked_batch() if source == "forked" else train_sequences(record_trees(3, group_size=4, initial=2, words=12))
+    batch = (
+        forked_batch() if source == "forked" else train_sequences(record_trees(3, group_size=4, initial=2, words=12))
+    )
     tree = pack(batch, pad_sequences(batch, 0).input_ids.shape[1])
     q = torch.arange(tree.length)[:, None]
     kv = torch.arange(tree.length)[None, :]
     flex_rule = tree.ancestors[tree.segment_of[:, None], tree.segment_of[None, :]] & (kv <= q)
     assert torch.equal(flex_rule, dense_tree_mask(tree))
+
+
+def test_flex_is_used_only_where_it_can_run():
+    auto_cpu = Learner(
+        small_llama(head_dim=16), optim=OptimConfig(device="cpu"), algorithm=AlgorithmConfig(), pad_token_id=0
+    )
+    assert not auto_cpu._tree_flex
+    if torch.cuda.is_available():
+        narrow = Learner(small_llama(), optim=OptimConfig(device="cuda"), algorithm=AlgorithmConfig(), pad_token_id=0)
+        assert not narrow._tree_flex  # head_dim 8: FlexAttention's kernels need 16
+        wide = Learner(
+            small_llama(head_dim=16), optim=OptimConfig(device="cuda"), algorithm=AlgorithmConfig(), pad_token_id=0
+        )
+        assert wide._tree_flex
 
 
 def test_flex_tree_attention_is_refused_off_cuda():
@@ -188,7 +213,7 @@ def test_flex_tree_attention_is_refused_off_cuda():
 @pytest.mark.gpu
 @pytest.mark.parametrize("advantage", ["soft", "hard"])
 def test_flex_tree_attention_on_cuda_matches_segment_attention(advantage):
-    base = small_llama(layers=2)
+    base = small_llama(layers=2, head_dim=16)
     batch = train_sequences(record_trees(3, group_size=4, initial=2, words=12))
     flex = grads_after_update(copy.deepcopy(base), batch, device="cuda", tree_attention="flex", advantage=advantage)
     segments = grads_after_update(copy.deepcopy(base), copy.deepcopy(batch), device="cuda", tree_attention="segments",

@@ -10,12 +10,13 @@ from arpo_engine.learner import TrainSequence
 VOCAB = 300
 
 
-def small_llama(seed: int = 0, *, layers: int = 3) -> LlamaForCausalLM:
-    """Three blocks of width 32 with tied embeddings, like SmolLM2, in eval mode."""
+def small_llama(seed: int = 0, *, layers: int = 3, head_dim: int = 8) -> LlamaForCausalLM:
+    """Three blocks of width 32 with tied embeddings, like SmolLM2, in eval mode (FlexAttention needs head_dim >= 16)."""
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=True,
+        head_dim=head_dim,
     )  # fmt: skip
     return LlamaForCausalLM(config).eval()
 
