@@ -239,6 +239,9 @@ class DistributedConfig:
     """GPUs reserved for the learner actor."""
     max_restarts: int = 2
     """Times a run re-places its actors after losing one (its node died), resuming from the last checkpoint."""
+    weight_sync: Literal["object_store", "collective"] = "object_store"
+    """How the learner's weights reach the samplers after each update: through Ray's object store (published
+    once, read by each), or a torch.distributed broadcast (NCCL when learner and samplers have GPUs, else gloo)."""
 
     @property
     def enabled(self) -> bool:

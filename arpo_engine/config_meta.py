@@ -102,6 +102,7 @@ ADVANCED: frozenset[str] = frozenset(
         "distributed.learner_cpus",
         "distributed.learner_gpus",
         "distributed.max_restarts",
+        "distributed.weight_sync",
     }
 )
 """Rarely changed: folded in the form."""

@@ -72,6 +72,22 @@ class SamplerWorker:
         self.version = payload.version
         return self.version, len(payload.weights)
 
+    def join_group(self, address: str, world: int, backend: str) -> None:
+        """Join the run's collective group (`distributed.weight_sync: collective`) as rank index + 1."""
+        from arpo_engine.distributed import collective
+
+        collective.join(address, self.index + 1, world, backend)
+        self._backend = backend
+
+    def receive_weights(self, layout: Any) -> tuple[int, int]:
+        """The learner's broadcast: its version and weights; returns (the version now held, tensors loaded)."""
+        from arpo_engine.distributed import collective
+
+        version, weights = collective.receive(layout, collective.device_for(self._backend))
+        self.sampler.update_weights(weights.items())
+        self.version = version
+        return self.version, len(weights)
+
     def close(self) -> None:
         self.sampler.close()
 
@@ -173,6 +189,29 @@ class LearnerWorker:
 
         weights = {name: t.detach().to("cpu") for name, t in merged_state_dict(self._learner.model).items()}
         return WeightsPayload(self.version, weights)
+
+    def group_address(self) -> str:
+        from arpo_engine.distributed import collective
+
+        return collective.free_address()
+
+    def join_group(self, address: str, world: int, backend: str) -> Any:
+        """Join the run's collective group as rank 0; returns the layout every sampler receives into."""
+        from arpo_engine.distributed import collective
+        from arpo_engine.lora import merged_state_dict
+
+        collective.join(address, 0, world, backend)
+        self._backend = backend
+        return collective.layout_of(merged_state_dict(self._learner.model))
+
+    def broadcast_weights(self, layout: Any) -> int:
+        """Send the version and the weights to every sampler of the group; returns the version sent."""
+        from arpo_engine.distributed import collective
+        from arpo_engine.lora import merged_state_dict
+
+        state = merged_state_dict(self._learner.model)
+        collective.send(self.version, state, layout, collective.device_for(self._backend))
+        return self.version
 
     def save(
         self,

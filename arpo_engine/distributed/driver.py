@@ -5,8 +5,9 @@
 puts a `LearnerWorker` in bundle 0 and a `SamplerWorker` in each other bundle (actors.py), and hands
 `trainer.train` a `Fleet`: its `rollouts` spread the step's prompts over the samplers (shards.py), its
 `update` runs the learner, its `sync` publishes the learner's weights once into Ray's object store and
-has every sampler load them. Scoring, advantages, metrics, the data cursor and the rollout generator stay
-in the driver, exactly as in one process, so for the same seed the run matches the in-process one.
+has every sampler load them (or broadcasts them over a collective group, collective.py). Scoring,
+advantages, metrics, the data cursor and the rollout generator stay in the driver, exactly as in one
+process, so for the same seed the run matches the in-process one.
 
 Policy versions: the learner's version counts its updates (from the step the run resumed at). Before
 each rollout the driver asks every sampler for the version it holds and refuses to start unless all
@@ -64,6 +65,8 @@ class Fleet:
         self.samplers: list[Any] = []
         self.version = 0
         """The learner's policy version: what every sampler must hold before a rollout."""
+        self.layout: Any = None
+        """The broadcast layout once the actors joined a collective group (`weight_sync: collective`)."""
         self.sync_seconds: list[float] = []
 
     # --- placing ----------------------------------------------------------------------------------------
@@ -101,6 +104,20 @@ class Fleet:
             for i in range(self.config.distributed.samplers)
         ]
         return list(ray.get([s.describe.remote() for s in self.samplers]))
+
+    def join_group(self) -> None:
+        """Learner and samplers join one torch.distributed group: NCCL when both have GPUs, else gloo."""
+        import ray
+
+        from arpo_engine.distributed.collective import backend_for
+
+        d = self.config.distributed
+        backend = backend_for(d.learner_gpus, d.sampler_gpus)
+        address = ray.get(self.learner.group_address.remote())
+        world = len(self.samplers) + 1
+        joins = [self.learner.join_group.remote(address, world, backend)]
+        joins += [s.join_group.remote(address, world, backend) for s in self.samplers]
+        self.layout = _get_all(joins)[0]
 
     def _options(self, index: int) -> dict[str, Any]:
         options = actor_options(self.bundles[index], self.group, index)
@@ -154,12 +171,16 @@ class Fleet:
         return metrics
 
     def sync(self) -> int:
-        """Learner -> every sampler through the object store: published once, loaded by each; returns tensors."""
-        import ray
-
+        """Learner -> every sampler, through the object store (published once, loaded by each) or by a
+        collective broadcast; returns the tensors each sampler loaded."""
         started = time.perf_counter()
-        payload = self.learner.publish.remote()  # the reply is one object in the store; the driver never reads it
-        replies = ray.get([s.load_weights.remote(payload) for s in self.samplers])
+        if self.layout is not None:
+            calls = [self.learner.broadcast_weights.remote(self.layout)]
+            calls += [s.receive_weights.remote(self.layout) for s in self.samplers]
+            replies = _get_all(calls)[1:]
+        else:
+            payload = self.learner.publish.remote()  # the reply is one object in the store; the driver never reads it
+            replies = _get_all([s.load_weights.remote(payload) for s in self.samplers])
         check_versions([version for version, _ in replies], self.version, what="after the weight sync")
         self.sync_seconds.append(time.perf_counter() - started)
         return int(replies[0][1]) if replies else 0
@@ -191,6 +212,17 @@ class Fleet:
             if should_stop() and not stop_sent:
                 self.learner.request_stop.remote()
                 stop_sent = True
+
+
+def _get_all(refs: list[Any]) -> list[Any]:
+    """Every call's reply, raising as soon as one fails (a rank left waiting in a collective never answers)."""
+    import ray
+
+    pending = list(refs)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        ray.get(ready)
+    return list(ray.get(refs))
 
 
 def run_distributed_training(
@@ -285,6 +317,8 @@ def _attempt(
     if resumed["data_position"] is not None:
         epoch, index = resumed["data_position"]
         cursor.restore({"epoch": epoch, "index": index})
+    if config.distributed.weight_sync == "collective":
+        fleet.join_group()
     if lora_resume:
         fleet.sync()
     agent = build_agent_spec(config, plan.tools, get_format(config.rollout.call_format, plan.tokenizer))

@@ -183,14 +183,18 @@ def test_a_sampler_holding_other_weights_than_the_learner_stops_the_rollout(clus
         fleet.shutdown()
 
 
-def test_the_services_run_actor_drives_a_run_whose_learner_has_its_own_actor(cluster, tmp_path, tiny_model_dir):
+def test_the_services_run_actor_drives_a_run_whose_learner_broadcasts_to_its_sampler(
+    cluster, in_process, tmp_path, tiny_model_dir
+):
+    """One sampler, the learner in an actor of its own, weights synced by a collective broadcast (gloo)."""
     import time
 
     from worker.runner import TERMINAL, RunActor, RunOptions
 
+    reference, _ = in_process
     write_data(tmp_path)
-    overrides = {"distributed": {"separate_learner": True}, "train": {"steps": 1, "eval_every": 0}}
-    config = load_config(write_config(tmp_path, tiny_model_dir, **overrides))
+    distributed = {"separate_learner": True, "weight_sync": "collective"}
+    config = load_config(write_config(tmp_path, tiny_model_dir, distributed=distributed))
     actor = RunActor(7, config.to_dict(), options=RunOptions(no_tool_steps=0))
     actor.start()
     deadline = time.monotonic() + 240
@@ -202,7 +206,9 @@ def test_the_services_run_actor_drives_a_run_whose_learner_has_its_own_actor(clu
     assert statuses[-1]["status"] == "succeeded", [e["data"] for e in events if e["kind"] == "log"]
     lines = [e["data"]["line"] for e in events if e["kind"] == "log"]
     assert any(line.startswith("placed on Ray: the learner on node") for line in lines)
-    metrics = [e for e in events if e["kind"] == "metrics" and e["step"] == 1]
-    assert metrics and metrics[0]["data"]["rollout/samplers"] == 1.0
-    assert any(e["kind"] == "checkpoint" and e["step"] == 1 for e in events)
+    history = [(e["step"], e["data"]) for e in events if e["kind"] == "metrics"]
+    assert [step for step, _ in history] == [0, 1, 2]
+    assert dict(history)[1]["rollout/samplers"] == 1.0
+    assert_same_metrics(history, reference)  # step 2 sampled with the weights the broadcast carried
+    assert any(e["kind"] == "checkpoint" and e["step"] == 2 for e in events)
     assert actor.usage()["cpus"] == 2.0  # the learner's and the sampler's CPUs count as the run's
