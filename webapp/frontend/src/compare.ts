@@ -17,11 +17,24 @@ export interface CompareConfig {
 function table(root: HTMLElement, runs: readonly CompareRun[]): void {
   const rows = compareRows(runs);
   const colours = chartColours(currentTheme()).series;
-  const head = ["Run", "Eval accuracy", "Eval format valid", "Tool calls / step", "Tool calls / trajectory", "Response tokens", "Compute time", "Steps"];
+  const head: [string, string][] = [
+    ["Run", ""],
+    ["Eval accuracy", "Final evaluation: share of held-out items answered correctly"],
+    ["Eval format valid", "Final evaluation: share of answers in the required format"],
+    ["Tool calls / step", "Mean tool calls per training step (a forked path's shared calls counted once)"],
+    ["Tool calls / trajectory", "Final evaluation, else the training mean"],
+    ["Tool calls / solved item", "Tool calls spent per correctly answered item (final evaluation, else training)"],
+    ["Tokens / step", "Mean tokens generated per training step (shared prefixes counted once)"],
+    ["Response tokens", "Mean response length per trajectory"],
+    ["Compute time", "Rollout, reward, update and sync time summed over steps"],
+    ["Steps", ""],
+  ];
   const wrap = document.createElement("div");
   wrap.className = "table-wrap";
   const t = document.createElement("table");
-  t.innerHTML = `<thead><tr>${head.map((h, i) => `<th${i ? ' class="num"' : ""} scope="col">${h}</th>`).join("")}</tr></thead><tbody></tbody>`;
+  t.innerHTML = `<thead><tr>${head
+    .map(([h, help], i) => `<th${i ? ' class="num"' : ""}${help ? ` title="${help}"` : ""} scope="col">${h}</th>`)
+    .join("")}</tr></thead><tbody></tbody>`;
   const body = t.querySelector("tbody")!;
   rows.forEach((r, i) => {
     const tr = document.createElement("tr");
@@ -30,6 +43,8 @@ function table(root: HTMLElement, runs: readonly CompareRun[]): void {
       formatValue(r.evalFormatOk, "percent"),
       formatValue(r.toolCallsPerStep, "number"),
       formatValue(r.toolCallsPerTraj, "number"),
+      formatValue(r.toolCallsPerSolved, "number"),
+      formatValue(r.tokensPerStep, "tokens"),
       formatValue(r.responseTokens, "tokens"),
       formatDuration(r.computeSeconds),
       String(r.steps),

@@ -30,6 +30,8 @@ export interface CompareRow {
   evalFormatOk: number | null;
   toolCallsPerStep: number | null;
   toolCallsPerTraj: number | null;
+  toolCallsPerSolved: number | null;
+  tokensPerStep: number | null;
   responseTokens: number | null;
   computeSeconds: number | null;
   steps: number;
@@ -54,6 +56,34 @@ const mean = (p: Points) => {
 };
 const sum = (p: Points) => present(p).reduce((a, b) => a + b, 0);
 
+/**
+ * Tool calls spent per correctly answered item. From the last evaluation (calls per trajectory over the
+ * solved fraction, one trajectory per item) when there is one; else over training: every step's own tool
+ * calls over its solved paths (accuracy × paths), summed over steps. Null when nothing was solved.
+ */
+export function toolCallsPerSolved(run: CompareRun): number | null {
+  for (let i = run.metrics.length - 1; i >= 0; i--) {
+    const v = run.metrics[i].values;
+    const calls = v["eval/tool_calls_per_traj"];
+    const acc = v["eval/accuracy"];
+    if (typeof calls === "number" && typeof acc === "number" && Number.isFinite(calls) && Number.isFinite(acc)) {
+      return acc > 0 ? calls / acc : null;
+    }
+  }
+  let calls = 0;
+  let solved = 0;
+  for (const p of run.metrics) {
+    const c = p.values["tools/calls_total"];
+    const a = p.values["accuracy"];
+    const n = p.values["rollout/paths"];
+    if ([c, a, n].every((x) => typeof x === "number" && Number.isFinite(x))) {
+      calls += c as number;
+      solved += (a as number) * (n as number);
+    }
+  }
+  return solved > 0 ? calls / solved : null;
+}
+
 /** The compare table: final eval numbers, means of the per-step costs, total phase time. */
 export function compareRows(runs: readonly CompareRun[]): CompareRow[] {
   return runs.map((run) => {
@@ -65,6 +95,8 @@ export function compareRows(runs: readonly CompareRun[]): CompareRow[] {
       evalFormatOk: last(series(run, "eval/format_ok")),
       toolCallsPerStep: mean(series(run, "tools/calls_total")),
       toolCallsPerTraj: last(series(run, "eval/tool_calls_per_traj")) ?? mean(series(run, "tools/calls_per_traj")),
+      toolCallsPerSolved: toolCallsPerSolved(run),
+      tokensPerStep: mean(series(run, "rollout/tokens_generated")),
       responseTokens: mean(series(run, "response/len_mean")),
       computeSeconds: compute,
       steps: run.metrics.length ? Math.max(...run.metrics.map((p) => p.step)) : 0,
