@@ -64,6 +64,9 @@ def metrics(step: int, rng: random.Random, flavour: str) -> dict[str, float]:
     }  # fmt: skip
     values["entropy/delta_mean"] = values["entropy/after_tool_mean"] - values["entropy/initial_mean"]
     values["tools/calls_total"] = float(round(values["tools/calls_per_traj"] * 128))
+    values["rollout/paths"] = 128.0
+    # ARPO's forks share their parent's prefix, generated once: fewer tokens per step than GRPO's paths
+    values["rollout/tokens_generated"] = float(round(values["response/len_mean"] * 128 * (0.8 if arpo else 1.0)))
     if step % 10 == 0 or step == 1:
         values["eval/accuracy"] = max(0.0, 0.1 + 0.48 * learn + noise(0.03))
         values["eval/format_ok"] = min(1.0, 0.5 + 0.47 * learn + noise(0.02))
@@ -176,6 +179,11 @@ def test_compare_overlays_a_run_and_its_grpo_twin(
     page.get_by_role("link", name="Compare with its twin").click()
     expect(page).to_have_url(f"{page.url.split('/runs/')[0]}/runs/compare/?ids={arpo.pk},{grpo.pk}")
     expect(page.locator("[data-compare-table] tbody tr")).to_have_count(2)
+    table = page.locator("[data-compare-table] table")
+    headers = table.locator("thead th").all_inner_texts()
+    assert [h.lower() for h in headers[5:7]] == ["tool calls / solved item", "tokens / step"], headers
+    arpo_row, grpo_row = (table.locator("tbody tr").nth(i).locator("td").all_inner_texts() for i in (0, 1))
+    assert all(cell not in ("", "–", "-") for cell in arpo_row[4:6] + grpo_row[4:6]), (arpo_row, grpo_row)
     expect(page.locator("[data-compare-charts] canvas").first).to_be_visible()
     page.wait_for_timeout(400)
     screenshot(page, "compare")
