@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from arpo_engine.config import RunConfig
-from arpo_engine.distributed.shards import Shard, WeightsPayload, check_versions
+from arpo_engine.distributed.shards import Shard, check_versions
+from arpo_engine.distributed.weights import WeightsPayload, pack
 
 
 def _node_id() -> str:
@@ -68,9 +69,9 @@ class SamplerWorker:
 
     def load_weights(self, payload: WeightsPayload) -> tuple[int, int]:
         """Copy the learner's published weights in; returns (the version now held, tensors loaded)."""
-        self.sampler.update_weights(payload.weights.items())
+        self.sampler.update_weights(payload.tensors())
         self.version = payload.version
-        return self.version, len(payload.weights)
+        return self.version, len(payload)
 
     def join_group(self, address: str, world: int, backend: str) -> None:
         """Join the run's collective group (`distributed.weight_sync: collective`) as rank index + 1."""
@@ -187,8 +188,7 @@ class LearnerWorker:
         """The current weights for the samplers (returned into the object store once, read by each of them)."""
         from arpo_engine.lora import merged_state_dict
 
-        weights = {name: t.detach().to("cpu") for name, t in merged_state_dict(self._learner.model).items()}
-        return WeightsPayload(self.version, weights)
+        return pack(self.version, merged_state_dict(self._learner.model))
 
     def group_address(self) -> str:
         from arpo_engine.distributed import collective

@@ -37,15 +37,6 @@ class Shard:
     """The rollout generator's state afterwards (`random.Random.getstate()`), the same on every sampler."""
 
 
-@dataclass(frozen=True)
-class WeightsPayload:
-    """What the learner publishes after an update: one object in Ray's object store, read by every sampler."""
-
-    version: int
-    weights: dict[str, Any]
-    """Parameter name -> tensor (CPU), plain Hugging Face names with LoRA adapters merged in."""
-
-
 def shard_bounds(n: int, k: int) -> list[tuple[int, int]]:
     """k contiguous slices [start, end) of n prompts, sizes differing by at most one (the first ones larger)."""
     if k < 1:
