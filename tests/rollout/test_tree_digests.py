@@ -73,9 +73,7 @@ def tree_digest(batch: Any) -> str:
 
 def case_config(name: str) -> Any:
     overrides = CASES[name]
-    return config(
-        rollout={**overrides["rollout"], "tool_concurrency": 4}, branching=overrides["branching"]
-    )
+    return config(rollout={**overrides["rollout"], "tool_concurrency": 4}, branching=overrides["branching"])
 
 
 @pytest.mark.parametrize("name", CASES)
