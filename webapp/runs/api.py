@@ -43,7 +43,11 @@ class RunSerializer(serializers.ModelSerializer):
     team = serializers.SlugRelatedField(source="owner_team", slug_field="slug", read_only=True, allow_null=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     overrides = serializers.DictField(help_text="What the user set over the preset (nested config keys).")
-    config = serializers.DictField(help_text="The resolved config the engine gets (as config.yaml exports).")
+    config = serializers.DictField(
+        source="public_config",
+        help_text="The resolved config the engine gets (as config.yaml exports); the server's folders appear by "
+        "their role (media/…, var/…).",
+    )
     errors = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
         help_text="Problems by dotted config key (or dataset/eval_dataset/sft_dataset/tools); empty when launchable.",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -133,6 +134,13 @@ class Run(Owned):
         from .configs import preset_label
 
         return preset_label(self.preset)
+
+    @property
+    def public_config(self) -> dict[str, Any]:
+        """The resolved config as users see it (API, YAML export, run page): no path of the server in it."""
+        from .recording import scrub_tree
+
+        return scrub_tree(self.config)  # type: ignore[no-any-return]
 
     @property
     def is_draft(self) -> bool:

@@ -32,6 +32,18 @@ def scrub(text: str) -> str:
     return text
 
 
+def scrub_tree(value: Any) -> Any:
+    """`scrub` applied to every string of a JSON-like value (a run's resolved config for the API, the YAML
+    export and the run page): the server's folders by their role, dataset and run ids kept."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, Mapping):
+        return {k: scrub_tree(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_tree(v) for v in value]
+    return value
+
+
 def _relative(folder: str) -> str:
     try:
         return str(Path(folder).relative_to(Path(settings.MEDIA_ROOT)))

@@ -453,6 +453,8 @@ def export_yaml(run: Run) -> str:
     """The resolved config as YAML that `python -m arpo_engine train` reads as is."""
     header = (
         f"# ARPO Studio run {run.pk}: {run.name} (preset {run.preset})\n"
-        "# Resolved config: `python -m arpo_engine train <this file>` reads it as is.\n"
+        "# Resolved config. The server's folders appear by their role (media/..., var/...): importing this file\n"
+        "# maps its datasets back by id; to train elsewhere with `python -m arpo_engine train`, point the paths\n"
+        "# at your copies of the data.\n"
     )
-    return header + yaml.safe_dump(run.config, sort_keys=False, allow_unicode=True, width=100)
+    return header + yaml.safe_dump(run.public_config, sort_keys=False, allow_unicode=True, width=100)

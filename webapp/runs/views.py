@@ -131,7 +131,7 @@ def run_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _config_groups(run: Run) -> list[dict[str, Any]]:
-    resolved = config_meta.flatten(run.config)
+    resolved = config_meta.flatten(run.public_config)
     changed = {d["key"]: d["preset"] for d in selectors.config_diff(run)}
     groups = []
     for key, label, metas in config_meta.grouped():

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import yaml
+from django.conf import settings
 
 from arpo_engine.config import RunConfig, load_config
 from webapp.runs.models import Run
@@ -93,7 +95,7 @@ def test_team_run_refuses_a_personal_dataset(
     assert "team's datasets" in response.json()["fields"]["dataset"][0]
 
 
-def test_exported_yaml_loads_in_the_engine_as_is(
+def test_exported_yaml_loads_in_the_engine_and_names_no_server_path(
     api_for: Any, alice: Any, small_model: Any, prompts: Any, demo_tools: list[Any], tmp_path: Path
 ) -> None:
     api = api_for(alice)
@@ -101,11 +103,19 @@ def test_exported_yaml_loads_in_the_engine_as_is(
                       "rollout.group_size": 8}), format="json").json()["id"]  # fmt: skip
     response = api.get(f"/api/v1/runs/{run_id}/config.yaml")
     assert response.status_code == 200 and response["Content-Type"].startswith("application/yaml")
+    media = str(Path(settings.MEDIA_ROOT)).rstrip("/")
+    assert media not in response.content.decode()
+    assert media not in json.dumps(api.get(f"/api/v1/runs/{run_id}/").json()["config"])
     path = tmp_path / "exported.yaml"
     path.write_bytes(response.content)
-    loaded = load_config(path)
-    assert loaded == RunConfig.from_dict(Run.objects.get(pk=run_id).config)
-    assert loaded.data.train_path == str(prompts.train_path())
+    exported = yaml.safe_load(response.content)
+    run = Run.objects.get(pk=run_id)  # the engine itself still gets the real paths
+    assert run.config["data"]["train_path"] == str(prompts.train_path())
+    assert exported["data"]["train_path"] == f"media/datasets/{prompts.uid}/train.jsonl"
+    assert exported["checkpoint"]["dir"] == f"media/runs/{run.uid}"
+    loaded = load_config(path)  # relative paths resolve against the file's folder
+    assert loaded.data.train_path == str(tmp_path / "media" / "datasets" / str(prompts.uid) / "train.jsonl")
+    assert loaded.rollout == RunConfig.from_dict(run.config).rollout
     assert [t.name for t in loaded.tools] == ["search", "python"]
 
 
