@@ -5,6 +5,7 @@
     arpo tools create --file tool.json && arpo tools try 3 --args '{"code": "print(2+2)"}'
     arpo runs create --name first --preset arpo_paper --base-model smollm2-135m-demo-sft --dataset 1 --tool 3
     arpo runs launch 7 --watch && arpo checkpoints download 7 best -o checkpoints/
+    arpo checkpoints try 7 latest "How old will Senna Heindkiav be in the year 2054?"
 """
 
 from __future__ import annotations
@@ -374,8 +375,9 @@ def runs_export(
         err.print(f"Wrote {output}")
 
 
-# Registers `runs launch|cancel|resume|watch` and `checkpoints list|download` (a module of their own, for size).
-from . import execution  # noqa: E402, F401
+# Registers `runs launch|cancel|resume|watch` and `checkpoints list|download` (a module of their own, for size),
+# and `checkpoints try` (the playground).
+from . import execution, playground  # noqa: E402, F401
 
 if __name__ == "__main__":
     app()

@@ -70,8 +70,8 @@ def save_checkpoint(run: Run, model_dir: Path, step: int = 1) -> Path:
     return folder
 
 
-@pytest.fixture
-def tiny_run(alice: User, tiny_model_dir: Path) -> Run:
+def make_tiny_run(alice: User, tiny_model_dir: Path) -> Run:
+    """alice's finished run on the tiny model with a python tool and its step 1 saved (also for the CLI's test)."""
     BaseModel.objects.update_or_create(
         slug="tiny-test", defaults={"display_name": "Tiny (test)", "path": str(tiny_model_dir), "max_model_len": 8192}
     )
@@ -82,6 +82,11 @@ def tiny_run(alice: User, tiny_model_dir: Path) -> Run:
     assert run.launchable, run.errors
     save_checkpoint(run, tiny_model_dir)
     return run
+
+
+@pytest.fixture
+def tiny_run(alice: User, tiny_model_dir: Path) -> Run:
+    return make_tiny_run(alice, tiny_model_dir)
 
 
 @pytest.fixture

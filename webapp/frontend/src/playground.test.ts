@@ -82,16 +82,18 @@ describe("mountPlayground", () => {
     expect(trained.querySelector(".pg-think")!.textContent).toBe("Look it up.");
     expect(trained.querySelector(".read-call pre")!.textContent).toBe("print(6*7)");
     expect(trained.querySelector(".read-result pre")!.textContent).toBe("42");
-    expect(side("base").querySelector(".pg-status")!.textContent).toBe("Loading SmolLM2…");
+    expect(side("base").querySelector(".pg-status")!.textContent).toBe("Loading the model…");
     expect(trained.querySelector(".answer-placeholder")).toBeNull();
   });
 
   it("shows each side's end, and closes the socket once the session is over", () => {
     const { socket } = page();
     socket.open();
-    socket.deliver({ seq: 3, type: "playground.final", side: "trained",
+    socket.deliver({ seq: 3, type: "playground.model", side: "trained", data: { text: "<answer>It is \\boxed{42}</answer>" } });
+    socket.deliver({ seq: 4, type: "playground.final", side: "trained",
       data: { answer: "42", text: "", finish_reason: "eos", tool_calls: 1, tokens: 20, seconds: 3 } }); // prettier-ignore
-    socket.deliver({ seq: 4, type: "playground.error", side: "base", data: { code: "failed", message: "Out of memory" } });
+    socket.deliver({ seq: 5, type: "playground.error", side: "base", data: { code: "failed", message: "Out of memory" } });
+    expect(side("trained").querySelector(".pg-answer .pg-boxed")!.textContent).toBe("42");
     expect(side("trained").querySelector(".pg-final-answer")!.textContent).toBe("42");
     expect(side("base").querySelector("[role=alert]")!.textContent).toContain("Out of memory");
     expect(socket.closed).toBe(false);

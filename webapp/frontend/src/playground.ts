@@ -94,6 +94,10 @@ export function mountPlayground(
     const [cls, label] = SESSION_BADGE[next] ?? ["", next];
     badge.className = `badge ${cls}`.trim();
     badge.textContent = label;
+    for (const copy of doc.querySelectorAll<HTMLElement>("[data-session-status-copy]")) {
+      copy.className = `badge ${cls}`.trim();
+      copy.textContent = label.toLowerCase();
+    }
   };
   const receive = (message: RunMessage) => {
     if (message.type === "playground.session") {

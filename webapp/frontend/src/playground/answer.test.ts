@@ -4,6 +4,7 @@ import { isRunMessage } from "../live/contract";
 import {
   type AnswerState,
   applyEvent,
+  boxedParts,
   callBody,
   emptyAnswer,
   finalSummary,
@@ -99,6 +100,18 @@ describe("textPieces", () => {
 
   it("leaves other angle brackets alone", () => {
     expect(textPieces("a < b and <b>bold</b>")).toEqual([{ kind: "plain", text: "a < b and <b>bold</b>" }]);
+  });
+});
+
+describe("boxedParts", () => {
+  it("marks each boxed answer, nested braces kept, and leaves one still being written alone", () => {
+    expect(boxedParts("The answer is \\boxed{157}.")).toEqual([
+      { text: "The answer is ", boxed: false },
+      { text: "157", boxed: true },
+      { text: ".", boxed: false },
+    ]);
+    expect(boxedParts("\\boxed{\\frac{1}{2}}")).toEqual([{ text: "\\frac{1}{2}", boxed: true }]);
+    expect(boxedParts("so \\boxed{15")).toEqual([{ text: "so \\boxed{15", boxed: false }]);
   });
 });
 

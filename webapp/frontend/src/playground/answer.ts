@@ -153,7 +153,7 @@ const TAGS: Record<string, TextPiece["kind"]> = { think: "think", answer: "answe
 /**
  * Model text split into plain text, reasoning (`<think>…</think>`) and the answer block
  * (`<answer>…</answer>`), the tags themselves left out. An unclosed tag (the model is still writing)
- * styles the rest of the text. `\boxed{X}` keeps its braces: the final answer is shown on its own.
+ * styles the rest of the text. `\boxed{X}` stays in the text (boxedParts marks it).
  */
 export function textPieces(text: string): TextPiece[] {
   const pieces: TextPiece[] = [];
@@ -173,6 +173,29 @@ export function textPieces(text: string): TextPiece[] {
   }
   push(kind, text.slice(at));
   return pieces;
+}
+
+/** Text with each `\boxed{X}` marked: [{text, boxed}], the braces of X kept balanced (nested ones too). */
+export function boxedParts(text: string): { text: string; boxed: boolean }[] {
+  const parts: { text: string; boxed: boolean }[] = [];
+  let at = 0;
+  for (let i = text.indexOf("\\boxed{"); i >= 0; i = text.indexOf("\\boxed{", at)) {
+    let depth = 0;
+    let end = -1;
+    for (let j = i + 6; j < text.length; j++) {
+      if (text[j] === "{") depth += 1;
+      else if (text[j] === "}" && --depth === 0) {
+        end = j;
+        break;
+      }
+    }
+    if (end < 0) break; // still being written: left as it is
+    if (i > at) parts.push({ text: text.slice(at, i), boxed: false });
+    parts.push({ text: text.slice(i + 7, end), boxed: true });
+    at = end + 1;
+  }
+  if (at < text.length) parts.push({ text: text.slice(at), boxed: false });
+  return parts;
 }
 
 /** What a call asks for, in one readable line or block: the code of a python call, a search's query … */

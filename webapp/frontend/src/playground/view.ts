@@ -4,6 +4,7 @@
 import {
   type AnswerState,
   type Block,
+  boxedParts,
   callBody,
   finalSummary,
   PHASE_LABELS,
@@ -31,7 +32,14 @@ function fillText(el: HTMLElement, text: string): void {
   el.replaceChildren();
   for (const piece of textPieces(text.replace(/^\s+/, ""))) {
     if (piece.kind === "plain") el.append(document.createTextNode(piece.text));
-    else el.append(h("span", piece.kind === "think" ? "pg-think" : "pg-answer", piece.text));
+    else if (piece.kind === "think") el.append(h("span", "pg-think", piece.text));
+    else {
+      const answer = h("span", "pg-answer");
+      for (const part of boxedParts(piece.text)) {
+        answer.append(part.boxed ? h("span", "pg-boxed", part.text) : document.createTextNode(part.text));
+      }
+      el.append(answer);
+    }
   }
 }
 
@@ -88,10 +96,10 @@ export class AnswerView {
   private statusLine(state: AnswerState): string {
     if (state.phase === "idle") return "";
     if (state.phase === "queued") return "Waiting for a worker…";
-    if (state.phase === "loading") return `Loading ${state.model || "the model"}…`;
-    const load = state.loadS === null ? "" : state.cached ? " · already loaded" : ` · loaded in ${state.loadS.toFixed(1)} s`;
-    if (state.phase === "answering" && !state.blocks.length) return `${state.model}${load} · thinking…`;
-    return `${state.model}${load}`;
+    if (state.phase === "loading") return "Loading the model…";
+    const load = state.loadS === null ? "" : state.cached ? "Already loaded" : `Loaded in ${state.loadS.toFixed(1)} s`;
+    if (state.phase === "answering" && !state.blocks.length) return `${load} · reading the question…`;
+    return load;
   }
 
   private renderBlocks(blocks: Block[]): void {
@@ -124,10 +132,10 @@ export class AnswerView {
       return;
     }
     if (!state.final) return;
-    const box = h("div", "pg-final");
+    const box = h("div", `pg-final${state.final.answer ? "" : " is-missing"}`);
     box.append(h("span", "read-tag", "final answer"));
     if (state.final.answer) box.append(h("strong", "pg-final-answer", state.final.answer));
-    else box.append(h("span", "muted", "No answer in the expected format (\\boxed{…})."));
+    else box.append(h("span", "", "none in the expected format (\\boxed{…})"));
     box.append(h("p", "muted small", finalSummary(state.final)));
     this.end.append(box);
   }
