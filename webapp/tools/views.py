@@ -14,6 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from webapp.core.errors import DomainError, NotFound
@@ -21,6 +22,9 @@ from webapp.core.errors import DomainError, NotFound
 from . import selectors, services
 from .forms import ToolForm, TryForm
 from .models import Tool
+
+TRIAL_STALLED_S = 20
+"""A "try it" call still queued after this long most likely has no worker on the short queue to run it."""
 
 
 def _tool(request: HttpRequest, pk: int) -> Tool:
@@ -94,6 +98,11 @@ def tool_detail(request: HttpRequest, pk: int, try_form: TryForm | None = None) 
         "try_form": try_form,
         "trial": trial,
         "trial_api": reverse("api-tool-trial", args=[tool.pk, trial.pk]) if trial else "",
+        # Queued for longer than a worker takes to pick a call up: say what is probably wrong.
+        "trial_stalled": trial is not None
+        and trial.status == trial.Status.QUEUED
+        and (timezone.now() - trial.created_at).total_seconds() > TRIAL_STALLED_S,
+        "trial_stalled_s": TRIAL_STALLED_S,
         # The trial shown above updates live; listing it again below would show a stale status.
         "recent": [t for t in selectors.tool_trials_recent(tool=tool) if trial is None or t.pk != trial.pk],
         "schema_json": json.dumps(tool.schema, indent=2),

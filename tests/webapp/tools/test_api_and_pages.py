@@ -127,3 +127,22 @@ def test_outsider_cannot_try_a_tool_from_the_page(charlie: User, web_tool: Tool)
 def test_teammate_sees_the_team_tool(alice: User, bob: User, lab: Any, api_for: ApiFor) -> None:
     tool = services.tool_create(user=alice, team="lab", name="calc", kind="calculator")
     assert api_for(bob).get(f"/api/v1/tools/{tool.pk}/").json()["owner"] == "Lab"
+
+
+def test_a_trial_no_worker_picked_up_says_what_to_check(alice: User, web_tool: Tool) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from webapp.tools.views import TRIAL_STALLED_S
+
+    trial = ToolTrial.objects.create(tool=web_tool, arguments={"input": "x"}, created_by=alice)
+    page = browser(alice).get(f"/tools/{web_tool.pk}/?trial={trial.pk}").content.decode()
+    assert 'data-field="stalled" hidden' in page  # just queued: nothing to worry about yet
+    ToolTrial.objects.filter(pk=trial.pk).update(created_at=timezone.now() - timedelta(seconds=TRIAL_STALLED_S + 1))
+    page = browser(alice).get(f"/tools/{web_tool.pk}/?trial={trial.pk}").content.decode()
+    assert 'data-field="stalled" hidden' not in page
+    assert "No worker has picked this call up yet" in page and "short</code> queue" in page
+    ToolTrial.objects.filter(pk=trial.pk).update(status=ToolTrial.Status.DONE, output="ok")
+    page = browser(alice).get(f"/tools/{web_tool.pk}/?trial={trial.pk}").content.decode()
+    assert 'data-field="stalled" hidden' in page

@@ -5,6 +5,8 @@
   if (!box || box.dataset.finished === "1") return;
   var field = function (name) { return box.querySelector('[data-field="' + name + '"]'); };
   var delay = 300;
+  var started = Date.now();
+  var stalledAfter = Number(box.dataset.stalledAfter || 20) * 1000;
 
   function show(trial) {
     var status = field("status");
@@ -14,6 +16,8 @@
     field("latency").textContent = trial.latency_ms == null ? "" : Math.round(trial.latency_ms) + " ms";
     field("error").textContent = trial.error || "";
     if (finished) field("output").textContent = trial.output;
+    // Still queued long after the page asked: most likely no worker is listening to the short queue.
+    field("stalled").hidden = !(trial.status === "queued" && Date.now() - started > stalledAfter);
     return finished;
   }
 
