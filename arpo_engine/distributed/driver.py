@@ -75,12 +75,14 @@ class Fleet:
         """Reserve the bundles and start the learner actor; False when stopped while waiting for room."""
         import ray
 
-        memory = role_memory(self.config) if self.placement.request_memory else None
+        memory = None
+        if self.placement.request_memory:
+            try:
+                memory = role_memory(self.config)
+            except (OSError, ValueError, KeyError) as exc:  # the model folder is not readable from here
+                log(f"no memory estimate for the run's actors ({exc}); Ray places them without a memory request")
         self.bundles = plan_bundles(self.config, ray.cluster_resources(), memory=memory)
-        self.group = reserve(
-            self.bundles, should_stop=should_stop, log=log, wait_log_s=self.placement.wait_log_s,
-            name=f"arpo-run-{self.run_id}",
-        )  # fmt: skip
+        self.group = reserve(self.bundles, should_stop=should_stop, log=log, wait_log_s=self.placement.wait_log_s)
         if self.group is None:
             return False
         if self.placement.on_placed is not None:

@@ -91,13 +91,12 @@ def reserve(
     should_stop: Callable[[], bool],
     log: Callable[[str], None],
     wait_log_s: float = 60.0,
-    name: str = "",
 ) -> Any | None:
     """A ready placement group for `bundles`, or None when `should_stop` said so while it waited."""
     import ray
     from ray.util.placement_group import placement_group, remove_placement_group
 
-    group = placement_group(bundles, strategy="PACK", name=name)
+    group = placement_group(bundles, strategy="PACK")
     ready = group.ready()
     started = last_said = time.monotonic()
     while not ray.wait([ready], timeout=1.0)[0]:
