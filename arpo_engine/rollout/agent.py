@@ -13,13 +13,21 @@ Branching, per path:
    after tool t with the entropy measured after tool t-1.
 3. A fork copies the parent's tokens up to the boundary and is sampled on from there; it inherits
    H_initial and does not decide again at the boundary it starts from.
-A prompt never holds more than M paths (`budget.grant` decides which forks get the last slots); once all
-of its paths have ended below M, the missing ones are added as fresh samples at once (the official code
-adds one per iteration). AEPO's consecutive-branch penalty counts l per prompt (ARPO_SPEC.md §6): the
-rounds in a row, ending with the one before the decision's, in which the prompt branched (some path of
-the prompt forked there). A round is a tool index: a decision after result t belongs to round t, as in a
-synchronous loop. A decision whose l is not known yet (an earlier round where a path could still fork)
-waits as `_Deferred` while its path goes on; only the fork, if any, comes later, at the same boundary.
+A prompt never holds more than M paths (`budget.grant` decides which forks get the last slots); the
+paths it ends with below M are made up by fresh samples (supplements; the official code adds one per
+iteration). What a supplement samples does not depend on when it starts, so it starts as soon as it is
+certain: when all the forks still possible (`budget.possible_forks`, each live path bounded by its
+remaining tool calls) can no longer fill M, not when the prompt's last path has ended. Likewise a branch
+decision is taken as soon as the k tokens after its tool result are decoded (the sampler streams that
+window, `WindowSampler`), so its forks start while the parent's segment goes on. `eager=False` keeps the
+literal order (supplements after the last path, decisions at segment ends): the same trees, later.
+
+AEPO's consecutive-branch penalty counts l per prompt (ARPO_SPEC.md §6): the rounds in a row, ending
+with the one before the decision's, in which the prompt branched (some path of the prompt forked there).
+A round is a tool index: a decision after result t belongs to round t, as in a synchronous loop. A
+decision whose l is not known yet (an earlier round where a path could still fork) waits as `_Deferred`
+while its path goes on; only the fork, if any, comes later, at the same boundary. Supplements' rounds
+count only for supplements, which in the algorithm start after every other path has ended.
 
 Determinism: segments and tool calls finish in any order, so no random number comes from a shared
 stream in completion order. Each request's seed and each decision's draw is derived from one base seed
@@ -43,10 +51,10 @@ from arpo_engine import branching
 from arpo_engine.config import RunConfig
 from arpo_engine.entropy import window_entropy
 from arpo_engine.rollout import paths
-from arpo_engine.rollout.budget import PathKey, Priority, grant
+from arpo_engine.rollout.budget import PathKey, Priority, grant, possible_forks
 from arpo_engine.rollout.formats import CallFormat, ParsedCall
 from arpo_engine.rollout.metrics import rollout_metrics
-from arpo_engine.rollout.sampler import GenRequest, GenResult, Sampler
+from arpo_engine.rollout.sampler import GenRequest, GenResult, Sampler, WindowSampler
 from arpo_engine.rollout.seeding import stable_seed, stable_uniform
 from arpo_engine.rollout.types import BranchDecision, Origin, Path, RolloutGroup
 from arpo_engine.tools.base import Tool, ToolResult
@@ -93,6 +101,8 @@ class _GroupState:
     """Stable key of each path, by index in group.paths."""
     forked_rounds: set[int] = field(default_factory=set)
     """Rounds (tool indices) at which some path of the prompt forked: AEPO's penalty counts them."""
+    supplement_rounds: set[int] = field(default_factory=set)
+    """The same for supplements: kept apart, since the other paths decided before any supplement existed."""
     deferred: list[_Deferred] = field(default_factory=list)
     """Branch decisions that wait for earlier rounds to settle (consecutive-branch penalty only)."""
     prompt_sent: bool = False
@@ -115,6 +125,11 @@ class _Live:
     it, counting a fork's wait for its parent and a supplement's wait for its group."""
     requests: int = 0
     """Segments this path has asked for (names its requests' seeds)."""
+
+    @property
+    def supplement(self) -> bool:
+        """Supplements fill the group to M, so their decisions never get a slot to fork into."""
+        return self.path.origin == "supplement"
 
     def next_decision(self) -> int:
         """The earliest tool index t at which this path can still take a branch decision."""
@@ -182,8 +197,13 @@ def run_rollouts(
     *,
     greedy: bool = False,
     first_index: int = 0,
+    eager: bool = True,
 ) -> RolloutBatch:
-    """Roll out every prompt; greedy = validation decoding (one path, temperature 0, no branching)."""
+    """Roll out every prompt; greedy = validation decoding (one path, temperature 0, no branching).
+
+    `eager=False` schedules as the algorithm is written (supplements once all other paths have ended,
+    decisions when their segment has ended): the same trees, later; kept to measure the difference.
+    """
     started = time.perf_counter()
     bc = config.branching
     branching_on = bc.enabled and not greedy
@@ -194,7 +214,7 @@ def run_rollouts(
         _new_state(first_index + i, sample, system_prompt, budget, initial, config, deps, branching_on)
         for i, sample in enumerate(samples)
     ]
-    loop = _Loop(config, deps, greedy=greedy, branching_on=branching_on)
+    loop = _Loop(config, deps, greedy=greedy, branching_on=branching_on, eager=eager)
     loop.run(states, initial)
     for state in states:
         paths.renumber(state.group, state.keys)
@@ -253,8 +273,10 @@ def _sample_dict(sample: PromptSample) -> dict[str, Any]:
 class _Loop:
     """One rollout call's scheduler: what is decoding, which tools run, and what each completion starts."""
 
-    def __init__(self, config: RunConfig, deps: RolloutDeps, *, greedy: bool, branching_on: bool) -> None:
-        self.config, self.deps, self.branching_on = config, deps, branching_on
+    def __init__(
+        self, config: RunConfig, deps: RolloutDeps, *, greedy: bool, branching_on: bool, eager: bool = True
+    ) -> None:
+        self.config, self.deps, self.branching_on, self.eager = config, deps, branching_on, eager
         self.temperature = 0.0 if greedy else config.rollout.temperature
         self.stops = deps.call_format.stop_strings(deps.tools)
         self.base_seed = deps.rng.getrandbits(64)
@@ -281,7 +303,10 @@ class _Loop:
         sampler = self.deps.sampler
         if self.decoding and (sampler.continuous_batching or not self.running_calls):
             self.counters.sampler_steps += 1
-            for key, result in sampler.step():
+            finished = sampler.step()
+            for key, entropies in sampler.take_windows() if isinstance(sampler, WindowSampler) else ():
+                self._on_window(self.decoding[key], entropies)
+            for key, result in finished:
                 self._on_segment(self.decoding.pop(key), result)
             self._collect_tools(None)
         elif sampler.continuous_batching:
@@ -313,7 +338,14 @@ class _Loop:
         lv.computed = len(lv.state.group.prompt_ids) + len(path.token_ids)
         t, lv.pending_tool = lv.pending_tool, None
         if self.branching_on:
-            self._measure(lv, res, t)
+            if len(path.segments) == 1 and path.origin != "fork":
+                path.h_initial = window_entropy(
+                    res.entropies[: self.config.branching.entropy_window],
+                    self.deps.sampler.vocab_size,
+                    self.config.branching.window_reduce,
+                )
+            if t is not None and res.token_ids:  # not decided on a streamed window already
+                self._measure(lv, t, res.entropies)
         if call is not None:
             assert self._pool is not None
             if self.deps.observe is not None:
@@ -343,16 +375,19 @@ class _Loop:
             self._submit(lv)
         self._settle(lv.state)
 
-    def _measure(self, lv: _Live, res: GenResult, t: int | None) -> None:
-        """Entropy of a segment's first k tokens: H_initial, or H_t and the branch decision at t."""
+    def _on_window(self, lv: _Live, entropies: list[float]) -> None:
+        """The first k tokens after tool result t are decoded: decide at t now, while the segment goes on."""
+        t, lv.pending_tool = lv.pending_tool, None
+        assert t is not None, "a window is asked for only after a tool result"
+        self._measure(lv, t, entropies)
+        self._settle(lv.state)
+
+    def _measure(self, lv: _Live, t: int, entropies: Sequence[float]) -> None:
+        """H_t from the first k tokens after tool result t, and the branch decision at t."""
         bc, path = self.config.branching, lv.path
-        vocab = self.deps.sampler.vocab_size
-        window = res.entropies[: bc.entropy_window]
-        if len(path.segments) == 1 and path.origin != "fork":
-            path.h_initial = window_entropy(window, vocab, bc.window_reduce)
-        if t is None or path.h_initial is None or not res.token_ids:
+        if path.h_initial is None:
             return
-        h_t = window_entropy(window, vocab, bc.window_reduce)
+        h_t = window_entropy(entropies[: bc.entropy_window], self.deps.sampler.vocab_size, bc.window_reduce)
         draw = stable_uniform(self.base_seed, "branch", lv.state.group.prompt_index, lv.key, t)
         boundary = path.tool_calls[t - 1].result_end
         pending = _Deferred(lv, t, boundary, h_t, h_t - path.h_initial, draw, lv.depth)
@@ -369,32 +404,37 @@ class _Loop:
             decision.forked,
         )  # fmt: skip
         lv.path.decisions.append(record)
-        if decision.forked:
+        if decision.forked and lv.supplement:
+            state.supplement_rounds.add(pending.tool_index)  # recorded as the rule said, but no slot is left
+        elif decision.forked:
             state.forked_rounds.add(pending.tool_index)
             state.claims.append(_Claim(lv, record, pending.depth))
 
-    def _consecutive_rounds(self, state: _GroupState, t: int) -> int | None:
+    def _consecutive_rounds(self, state: _GroupState, t: int, *, supplement: bool) -> int | None:
         """AEPO's l for a decision in round t: rounds t-1, t-2, … in a row in which the prompt branched.
 
         None while a round in that run could still change: a live path may yet decide there, or a
         decision or fork claim from that round or before it (whose children decide later) is open.
+        A supplement counts every path's rounds; the other paths only their own, because a supplement
+        starts, in the algorithm, after all of them have ended (here it may start sooner).
         """
+        rounds = state.forked_rounds | state.supplement_rounds if supplement else state.forked_rounds
         count = 0
         for r in range(t - 1, 0, -1):
-            if r in state.forked_rounds:
+            if r in rounds:
                 count += 1
                 continue
             open_now = (
-                any(lv.next_decision() <= r for lv in state.live.values())
+                any(lv.next_decision() <= r for lv in state.live.values() if supplement or not lv.supplement)
                 or any(c.record.tool_index < r for c in state.claims)
-                or any(d.tool_index <= r for d in state.deferred)
+                or any(d.tool_index <= r for d in state.deferred if supplement or not d.parent.supplement)
             )
             return None if open_now else count
         return count
 
     def _take_one_deferred(self, state: _GroupState) -> bool:
         for pending in sorted(state.deferred, key=lambda d: d.priority):
-            consecutive = self._consecutive_rounds(state, pending.tool_index)
+            consecutive = self._consecutive_rounds(state, pending.tool_index, supplement=pending.parent.supplement)
             if consecutive is not None:
                 state.deferred.remove(pending)
                 self._decide(pending, consecutive=consecutive)
@@ -402,15 +442,18 @@ class _Loop:
         return False
 
     def _settle(self, state: _GroupState) -> None:
-        """After any event in a group: take the decisions and grant the fork claims that can be, then refill if idle."""
+        """After any event in a group: take the decisions and grant the fork claims that can be, then
+        start what is certain to be needed (the AEPO probe's N once the probe has ended, supplements)."""
         while self._take_one_deferred(state) or self._grant_one(state):
             pass
-        if not state.live and not state.claims and not state.deferred:
-            self._refill(state)
+        if state.awaiting_probe and not state.live and not state.claims and not state.deferred:
+            self._end_probe(state)
+        if not state.awaiting_probe:
+            self._supplement(state)
 
     def _grant_one(self, state: _GroupState) -> bool:
         group = state.group
-        live = [(lv.next_decision(), lv.key) for lv in state.live.values()]
+        live = [(lv.next_decision(), lv.key) for lv in state.live.values() if not lv.supplement]
         for claim in sorted(state.claims, key=lambda c: c.priority):
             n = grant(
                 claim.priority,
@@ -418,7 +461,8 @@ class _Loop:
                 beam_width=self.config.branching.beam_width,
                 live=live,
                 # a decision still deferred may yet claim: count it like a claim that waits
-                waiting=[c.priority for c in state.claims if c is not claim] + [d.priority for d in state.deferred],
+                waiting=[c.priority for c in state.claims if c is not claim]
+                + [d.priority for d in state.deferred if not d.parent.supplement],
             )
             if n is not None:
                 state.claims.remove(claim)
@@ -438,32 +482,50 @@ class _Loop:
             child.depth = claim.depth
             self._submit(child)
 
-    def _refill(self, state: _GroupState) -> None:
-        """A group whose paths have all ended: start the AEPO probe's N, or supplements up to M."""
+    def _end_probe(self, state: _GroupState) -> None:
+        """AEPO dynamic budget: the probe path has ended; choose N from its entropies and start the rest."""
         group = state.group
-        if len(group.paths) >= group.budget:
-            return
-        if state.awaiting_probe:
-            state.awaiting_probe = False
-            probe = group.paths[0]
-            h_tool = [d.h_t for d in probe.decisions]
-            h_root = probe.h_initial or 0.0
-            n = branching.dynamic_initial_samples(
-                group.budget, h_root, sum(h_tool) / len(h_tool) if h_tool else h_root
-            )
-            group.initial_samples = n
-            extra = max(0, min(n, group.budget) - len(group.paths))
-            self._start(state, AEPO_EXTRA, extra, "initial")
-            if extra:
-                return
-        missing = group.budget - len(group.paths)
-        group.supplements += missing
-        self._start(state, SUPPLEMENT, missing, "supplement")
+        state.awaiting_probe = False
+        probe = group.paths[0]
+        h_tool = [d.h_t for d in probe.decisions]
+        h_root = probe.h_initial or 0.0
+        n = branching.dynamic_initial_samples(group.budget, h_root, sum(h_tool) / len(h_tool) if h_tool else h_root)
+        group.initial_samples = n
+        self._start(state, AEPO_EXTRA, max(0, min(n, group.budget) - len(group.paths)), "initial")
 
-    def _start(self, state: _GroupState, phase: int, count: int, origin: Origin) -> None:
+    def _supplement(self, state: _GroupState) -> None:
+        """Start the supplements that are certain: M minus the paths now minus all forking can still add.
+
+        The algorithm adds M minus the paths there are once every path has ended (ARPO_SPEC.md §2 step 4).
+        Supplement i samples the same whenever it starts (its seeds and draws are named by its key), and
+        those certain ones never take a slot a fork could have had, so starting them early changes no tree.
+        `eager=False` keeps the algorithm's literal order, for comparison.
+        """
+        group = state.group
+        free = group.budget - len(group.paths)
+        if free <= 0:
+            return
+        forking = [lv.next_decision() for lv in state.live.values() if not lv.supplement]
+        waiting = [c.record.tool_index for c in state.claims]
+        waiting += [d.tool_index for d in state.deferred if not d.parent.supplement]
+        if not self.eager:
+            bound = free if forking or waiting else 0
+        else:
+            bound = possible_forks(
+                beam_width=self.config.branching.beam_width,
+                max_tool_calls=self.config.rollout.max_tool_calls,
+                live=forking,
+                waiting=waiting,
+            )
+        count = free - bound
+        if count > 0:
+            first, group.supplements = group.supplements, group.supplements + count
+            self._start(state, SUPPLEMENT, count, "supplement", first=first)
+
+    def _start(self, state: _GroupState, phase: int, count: int, origin: Origin, *, first: int = 0) -> None:
         """Start `count` fresh samples, logically after every segment their group has generated so far."""
         depth = state.max_depth
-        for i in range(count):
+        for i in range(first, first + count):
             lv = self._add(state, Path(id=len(state.group.paths), origin=origin), (phase, i))
             lv.depth = depth
             self._submit(lv)
@@ -480,7 +542,11 @@ class _Loop:
         group = state.group
         context = group.prompt_ids + path.token_ids
         seed = stable_seed(self.base_seed, "sample", group.prompt_index, lv.key, lv.requests)
-        request = GenRequest(context, max_tokens=state.budget_tokens - len(path.token_ids), stop=self.stops, seed=seed)
+        # Ask for the window early where a decision, and so maybe a fork, waits on it.
+        window = self.config.branching.entropy_window if self._decides_early(lv) else 0
+        request = GenRequest(
+            context, max_tokens=state.budget_tokens - len(path.token_ids), stop=self.stops, seed=seed, window=window
+        )
         key = f"{group.prompt_index}/{'.'.join(map(str, lv.key))}/{lv.requests}"
         lv.requests += 1
         lv.depth += 1
@@ -488,6 +554,10 @@ class _Loop:
         self._count_prefill(lv, len(context))
         self.decoding[key] = lv
         self.deps.sampler.submit(key, request, temperature=self.temperature, top_p=self.config.rollout.top_p)
+
+    def _decides_early(self, lv: _Live) -> bool:
+        # a supplement's decision gets no slot, so it can wait for its segment's end
+        return self.eager and self.branching_on and lv.pending_tool is not None and not lv.supplement
 
     def _count_prefill(self, lv: _Live, context_len: int) -> None:
         if lv.computed == 0 and lv.state.prompt_sent:

@@ -8,6 +8,10 @@ rounds of a synchronous loop. A claim is granted as soon as nothing that comes e
 can change what it gets: either no earlier decision is still to come, or the slots left cover the most
 that all of them together could take. While slots are plentiful nothing waits; near the budget a fork
 waits for the earlier decisions of its own prompt (the paths themselves never wait).
+
+`possible_forks` bounds what the prompt's forking can still add at all (each live path by its remaining
+tool calls). Once that bound is below the free slots, some supplements are certain, and the loop starts
+them at once instead of after the prompt's last path has ended.
 """
 
 from __future__ import annotations
@@ -44,6 +48,17 @@ def grant(
     if earlier + want <= free:
         return want
     return None
+
+
+def possible_forks(*, beam_width: int, max_tool_calls: int, live: Iterable[int], waiting: Iterable[int]) -> int:
+    """The most paths the prompt's forks can still add, whatever the draws.
+
+    live: for each unfinished path that may fork, the t of its next decision; it can still decide at
+    t..max_tool_calls, and so can its forks. waiting: the t of each claim or decision not settled yet;
+    its Z-1 children decide from t+1 on.
+    """
+    bound = sum(_subtree(beam_width, max_tool_calls - t + 1) for t in live)
+    return bound + sum((beam_width - 1) * beam_width ** max(0, max_tool_calls - t) for t in waiting)
 
 
 def _subtree(beam_width: int, levels: int) -> int:

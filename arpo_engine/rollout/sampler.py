@@ -11,13 +11,18 @@ Two ways to drive a sampler:
   request submitted between two steps joins the running batch, so a path whose tool call returned
   can go on without waiting for the other paths' segments. Samplers without continuous batching
   decode everything queued as one batch per step (`BatchQueue`) and say so in `continuous_batching`.
+
+A request may ask for its entropy window (`GenRequest.window`): a sampler that streams (`WindowSampler`)
+then hands the entropies of its first `window` tokens to `take_windows()` as soon as they are decoded,
+while the request goes on. ARPO's branch decision after a tool result needs only those (ARPO_SPEC.md §2),
+so a fork can start long before the segment it is decided in has ended. The result is the same either way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,8 @@ class GenRequest:
     """Generation ends after the first of these strings appears; it stays in the output."""
     seed: int | None = None
     """Per-request seed, so a request's sample does not depend on its batch neighbours."""
+    window: int = 0
+    """Report the entropies of the first `window` generated tokens early (`WindowSampler`); 0: do not."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,8 @@ class GenResult:
 
 Finished = tuple[str, GenResult]
 """A request's key, as given to `submit`, and its result."""
+Window = tuple[str, list[float]]
+"""A request's key and the entropies of its first `window` tokens, reported while it goes on decoding."""
 
 
 class Sampler(Protocol):
@@ -59,9 +68,7 @@ class Sampler(Protocol):
     decodes whatever is queued, to the end, as one batch: a caller then gathers all it can before
     stepping, because a request submitted just after a step waits for the whole next batch anyway."""
 
-    def generate(
-        self, requests: Sequence[GenRequest], *, temperature: float, top_p: float
-    ) -> list[GenResult]:
+    def generate(self, requests: Sequence[GenRequest], *, temperature: float, top_p: float) -> list[GenResult]:
         """Sample one continuation per request, batched; results are in request order."""
         ...
 
@@ -87,6 +94,16 @@ class Sampler(Protocol):
 
     def close(self) -> None:
         """Free the engine (processes, memory)."""
+        ...
+
+
+@runtime_checkable
+class WindowSampler(Protocol):
+    """A sampler that reports entropy windows before their request ends (vLLM; the scripted sampler)."""
+
+    def take_windows(self) -> list[Window]:
+        """Windows reached by the steps since the last call, each once. A request that ends within its
+        window, or in the step that reaches it, reports nothing here: its result has the entropies."""
         ...
 
 

@@ -11,6 +11,9 @@ the loop's results do not depend on the order in which segments come back:
   continuation submitted meanwhile joins the running batch (like vLLM);
 - `lifo`: a step returns only the request submitted last;
 - `random`: a step returns one queued request drawn at random (`schedule_seed`).
+Under `tokens` a request that asks for its entropy window (`GenRequest.window`) reports it in the step
+that decodes its window-th token, unless it ends there; under `random` a step also reports the window
+of one other request drawn at random. `batch` and `lifo` never stream windows.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from arpo_engine.rollout.sampler import Finished, GenRequest, GenResult, check_sampling
+from arpo_engine.rollout.sampler import Finished, GenRequest, GenResult, Window, check_sampling
 
 
 class CharTokenizer:
@@ -72,6 +75,8 @@ class _Job:
     result: GenResult
     steps_left: int
     """`tokens` schedule: steps until this request's last token is decoded."""
+    window: int
+    """Tokens after which the entropy window is reported; 0 when it is not (asked for or shorter)."""
 
 
 class ScriptedSampler:
@@ -89,13 +94,12 @@ class ScriptedSampler:
         self.steps = 0
         self.requests: list[GenRequest] = []
         self.events: list[tuple[str, str, int]] = []
-        """("submit" | "finish", key, step count at the time), in the order they happened."""
+        """("submit" | "window" | "finish", key, step count at the time), in the order they happened."""
         self._jobs: dict[str, _Job] = {}
+        self._windows: list[Window] = []
         self._order = random.Random(schedule_seed)
 
-    def generate(
-        self, requests: Sequence[GenRequest], *, temperature: float, top_p: float
-    ) -> list[GenResult]:
+    def generate(self, requests: Sequence[GenRequest], *, temperature: float, top_p: float) -> list[GenResult]:
         return [self._run_script(req) for req in requests]
 
     def submit(self, key: str, request: GenRequest, *, temperature: float, top_p: float) -> None:
@@ -103,7 +107,8 @@ class ScriptedSampler:
         if key in self._jobs:
             raise ValueError(f"a request with key {key!r} is already pending")
         result = self._run_script(request)
-        self._jobs[key] = _Job(result, max(1, len(result.token_ids)))
+        n = len(result.token_ids)
+        self._jobs[key] = _Job(result, max(1, n), request.window if 0 < request.window < n else 0)
         self.events.append(("submit", key, self.steps))
 
     def step(self) -> list[Finished]:
@@ -123,13 +128,38 @@ class ScriptedSampler:
             done = keys
         for key in done:
             self.events.append(("finish", key, self.steps))
-        return [(key, self._jobs.pop(key).result) for key in done]
+        finished = [(key, self._jobs.pop(key).result) for key in done]
+        self._stream_windows()
+        return finished
+
+    def take_windows(self) -> list[Window]:
+        windows, self._windows = self._windows, []
+        return windows
+
+    def _stream_windows(self) -> None:
+        if self.schedule == "tokens":
+            keys = [
+                k
+                for k, job in self._jobs.items()
+                if job.window and len(job.result.token_ids) - job.steps_left >= job.window
+            ]
+        elif self.schedule == "random":
+            waiting = [k for k, job in self._jobs.items() if job.window]
+            keys = [self._order.choice(waiting)] if waiting else []
+        else:
+            keys = []
+        for key in keys:
+            job = self._jobs[key]
+            self._windows.append((key, job.result.entropies[: job.window]))
+            self.events.append(("window", key, self.steps))
+            job.window = 0
 
     def pending(self) -> int:
         return len(self._jobs)
 
     def cancel(self) -> None:
         self._jobs.clear()
+        self._windows.clear()
 
     def _run_script(self, req: GenRequest) -> GenResult:
         ctx = ScriptContext(self.tokenizer.decode(req.prompt_ids), req, self.calls)
@@ -139,9 +169,7 @@ class ScriptedSampler:
 
     def _answer(self, reply: Reply, req: GenRequest) -> GenResult:
         text, finish, stop_str = reply.text, "eos", None
-        cut = min(
-            ((text.find(s) + len(s), s) for s in req.stop if s in text), default=None
-        )
+        cut = min(((text.find(s) + len(s), s) for s in req.stop if s in text), default=None)
         if cut is not None:
             text, finish, stop_str = text[: cut[0]], "stop", cut[1]
         ids = self.tokenizer(text)["input_ids"]

@@ -31,11 +31,12 @@ import os
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from arpo_engine.entropy import topk_entropy
-from arpo_engine.rollout.sampler import Finished, GenRequest, GenResult, check_sampling, response_budget
+from arpo_engine.rollout.sampler import Finished, GenRequest, GenResult, Window, check_sampling, response_budget
 
 
 class VLLMSampler:
@@ -107,10 +108,11 @@ class VLLMSampler:
         self._pending: dict[str, str] = {}
         """vLLM request id -> the caller's key, for every request submitted and not yet returned."""
         self._request_ids = itertools.count()
+        self._streams: dict[str, _Stream] = {}
+        """vLLM request id -> what a streaming request (one that asked for its window) has decoded so far."""
+        self._windows: list[Window] = []
 
-    def generate(
-        self, requests: Sequence[GenRequest], *, temperature: float, top_p: float
-    ) -> list[GenResult]:
+    def generate(self, requests: Sequence[GenRequest], *, temperature: float, top_p: float) -> list[GenResult]:
         if self._pending:
             raise RuntimeError("generate() would swallow the streamed requests still pending; step or cancel them")
         keys = [str(i) for i in range(len(requests))]
@@ -123,6 +125,7 @@ class VLLMSampler:
         except BaseException:
             self.cancel()
             raise
+        self._windows.clear()  # a whole batch at once: nobody waits on a window
         return [results[key] for key in keys]
 
     def submit(self, key: str, request: GenRequest, *, temperature: float, top_p: float) -> None:
@@ -134,7 +137,9 @@ class VLLMSampler:
         if key in self._pending.values():
             raise ValueError(f"a request with key {key!r} is already pending")
         params = self._params(request, temperature, top_p)
-        params.output_kind = RequestOutputKind.FINAL_ONLY  # one output per request, when it ends
+        # One output per request, when it ends; a request that streams its window gets each step's new
+        # tokens instead (the engine samples the same either way; only what it reports differs).
+        params.output_kind = RequestOutputKind.DELTA if request.window > 0 else RequestOutputKind.FINAL_ONLY
         # Rendered the way LLM.generate renders a token prompt, so both paths build the same request.
         renderer = self.llm.renderer
         prompt = TokensPrompt(prompt_token_ids=list(request.prompt_ids))
@@ -143,20 +148,38 @@ class VLLMSampler:
         request_id = f"arpo-{next(self._request_ids)}"
         self.llm.llm_engine.add_request(request_id, engine_input, params)
         self._pending[request_id] = key
+        if request.window > 0:
+            self._streams[request_id] = _Stream(request.window)
 
     def step(self) -> list[Finished]:
         if not self._pending:
             return []
         engine = self.llm.llm_engine
-        finished = [
-            (self._pending.pop(out.request_id), self._result(out.outputs[0]))
-            for out in engine.step()
-            if out.finished and out.request_id in self._pending
-        ]
+        finished = []
+        for out in engine.step():
+            if out.request_id not in self._pending:
+                continue
+            stream = self._streams.get(out.request_id)
+            if stream is not None:
+                completion = out.outputs[0]
+                stream.token_ids.extend(completion.token_ids)
+                stream.entropies.extend(self._entropies(completion.logprobs))
+                if out.finished:
+                    del self._streams[out.request_id]
+                elif stream.window and len(stream.entropies) >= stream.window:
+                    self._windows.append((self._pending[out.request_id], stream.entropies[: stream.window]))
+                    stream.window = 0
+            if out.finished:
+                key = self._pending.pop(out.request_id)
+                finished.append((key, self._result(out.outputs[0], stream)))
         if not finished and not engine.has_unfinished_requests():
             lost, self._pending = sorted(self._pending.values()), {}
             raise RuntimeError(f"vLLM has no unfinished requests but these never came back: {lost[:5]}")
         return finished
+
+    def take_windows(self) -> list[Window]:
+        windows, self._windows = self._windows, []
+        return windows
 
     def pending(self) -> int:
         return len(self._pending)
@@ -165,6 +188,8 @@ class VLLMSampler:
         if self._pending and self.llm is not None:
             self.llm.llm_engine.abort_request(list(self._pending), internal=False)
         self._pending.clear()
+        self._streams.clear()
+        self._windows.clear()
 
     def _params(self, request: GenRequest, temperature: float, top_p: float) -> Any:
         from vllm import SamplingParams
@@ -198,9 +223,7 @@ class VLLMSampler:
                 f"update_weights needs every weight of the checkpoint; {len(missing)} missing, "
                 f"e.g. {', '.join(sorted(missing)[:3])}"
             )
-        self.llm.collective_rpc(
-            "reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True}
-        )
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
         self.llm.reset_prefix_cache()
 
     def prefix_cache_stats(self) -> dict[str, int]:
@@ -221,9 +244,15 @@ class VLLMSampler:
             del llm
             gc.collect()
 
-    def _result(self, out: Any) -> GenResult:
-        token_ids = list(out.token_ids)
-        entropies = [topk_entropy(lp.logprob for lp in step.values()) for step in out.logprobs]
+    @staticmethod
+    def _entropies(logprobs: Any) -> list[float]:
+        return [topk_entropy(lp.logprob for lp in step.values()) for step in logprobs or ()]
+
+    def _result(self, out: Any, stream: _Stream | None = None) -> GenResult:
+        if stream is None:
+            token_ids, entropies = list(out.token_ids), self._entropies(out.logprobs)
+        else:
+            token_ids, entropies = stream.token_ids, stream.entropies
         finish: Literal["eos", "stop", "length"]
         stop_str = None
         if out.finish_reason == "length":
@@ -241,6 +270,15 @@ class VLLMSampler:
             finish_reason=finish,
             stop_str=stop_str,
         )
+
+
+@dataclass
+class _Stream:
+    """A request reported step by step: its tokens and entropies so far, and the window still to report."""
+
+    window: int
+    token_ids: list[int] = field(default_factory=list)
+    entropies: list[float] = field(default_factory=list)
 
 
 def _checkpoint_weight_names(model_path: Path) -> frozenset[str]:

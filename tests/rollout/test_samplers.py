@@ -359,6 +359,30 @@ def test_vllm_request_submitted_mid_decode_joins_the_batch_and_samples_as_genera
 
 
 @pytest.mark.slow
+def test_vllm_window_is_reported_mid_decode_and_the_sample_is_what_it_is_without(smol_vllm: VLLMSampler) -> None:
+    tok = smol_vllm.tokenizer
+    plain = GenRequest(chat(tok, STORY), 40, stop=(".",), seed=9)
+    windowed = GenRequest(plain.prompt_ids, 40, stop=(".",), seed=9, window=5)
+    (expected,) = smol_vllm.generate([plain], temperature=1.0, top_p=1.0)
+    assert len(expected.token_ids) > 5
+    smol_vllm.submit("w", windowed, temperature=1.0, top_p=1.0)
+    windows, finished, steps_to_window = [], [], None
+    while smol_vllm.pending():
+        finished += smol_vllm.step()
+        windows += smol_vllm.take_windows()
+        if windows and steps_to_window is None:
+            steps_to_window = len(finished)
+            assert smol_vllm.pending() == 1  # reported while the request goes on
+    assert [key for key, _ in windows] == ["w"] and steps_to_window == 0
+    assert [key for key, _ in finished] == ["w"]
+    got = finished[0][1]
+    assert got.token_ids == expected.token_ids
+    assert (got.finish_reason, got.stop_str, got.text) == (expected.finish_reason, expected.stop_str, expected.text)
+    torch.testing.assert_close(torch.tensor(got.entropies), torch.tensor(expected.entropies), atol=1e-3, rtol=1e-3)
+    assert windows[0][1] == got.entropies[:5]
+
+
+@pytest.mark.slow
 def test_vllm_cancel_drops_pending_requests_and_generate_works_after(smol_vllm: VLLMSampler) -> None:
     request = GenRequest(chat(smol_vllm.tokenizer, STORY), 16, seed=8)
     smol_vllm.submit("a", request, temperature=1.0, top_p=1.0)

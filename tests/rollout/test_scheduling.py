@@ -44,13 +44,14 @@ def rollout(cfg, schedule: str, schedule_seed: int, *, prompts: int = 3, seed: i
 
 
 def comparable(batch: RolloutBatch) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Everything except wall-clock times and the number of sampler steps, which scheduling may change."""
+    """Everything except what scheduling may change: wall-clock times, sampler steps, and the chain of
+    segments (`rollout/rounds`), which supplements that start early shorten by as much as the order allows."""
     groups = [g.to_dict() for g in batch.groups]
     for g in groups:
         for p in g["paths"]:
             for c in p["tool_calls"]:
                 c.pop("latency_ms")
-    skip = ("time/", "throughput/", "tools/latency", "rollout/sampler_steps")
+    skip = ("time/", "throughput/", "tools/latency", "rollout/sampler_steps", "rollout/rounds")
     metrics = {k: v for k, v in batch.metrics.items() if not k.startswith(skip)}
     return groups, metrics
 
@@ -134,3 +135,57 @@ def test_a_path_goes_on_as_soon_as_its_tool_returns_without_waiting_for_slower_p
     assert len(batch.groups[1].paths[0].tool_calls) == 3
     assert batch.metrics["rollout/rounds"] == 4  # the fast path's chain of segments
     assert batch.metrics["rollout/sampler_steps"] < 400  # one pass over the slow segment, not four
+
+
+def events(sampler: ScriptedSampler, kind: str, prefix: str) -> list[int]:
+    """Positions in the sampler's event log of the `kind` events whose key starts with `prefix`."""
+    return [i for i, (k, key, _) in enumerate(sampler.events) if k == kind and key.startswith(prefix)]
+
+
+def single_call_run(script, cfg, *, eager: bool) -> tuple[RolloutBatch, ScriptedSampler]:
+    sampler = ScriptedSampler(script, VOCAB, schedule="tokens")
+    deps = RolloutDeps(sampler, {"upper": UpperTool()}, get_format("tags"), random.Random(0))
+    return run_rollouts([Sample("q")], cfg, deps, eager=eager), sampler
+
+
+@pytest.mark.parametrize("eager", [True, False])
+def test_a_supplement_starts_once_forks_can_no_longer_fill_m_not_when_the_last_path_ends(eager):
+    def script(ctx: ScriptContext) -> Reply:
+        slow = "slow" in ctx.text or (ctx.call == 1 and results_so_far(ctx) == 0)
+        if results_so_far(ctx) == 0:
+            return Reply("<think>slow" + "x" * 200 + "</think><upper>b</upper>" if slow else "<upper>a</upper>")
+        return Reply("<answer>\\boxed{1}</answer>", 1.0)
+
+    # M=4, N=2, one call each, and the threshold rule never forks: two supplements in the end. Path a
+    # decides quickly, so only path b could still fork, into one slot: one supplement is certain at once.
+    cfg = config(rollout={"group_size": 4, "initial_samples": 2, "max_tool_calls": 1}, branching={"tau": 10.0})
+    batch, sampler = single_call_run(script, cfg, eager=eager)
+    assert batch.groups[0].supplements == 2
+    slow_path_ends = events(sampler, "finish", "0/0.1/")[-1]
+    first_supplement = events(sampler, "submit", "0/2.0/")[0]
+    second_supplement = events(sampler, "submit", "0/2.1/")[0]
+    assert (first_supplement < slow_path_ends) == eager
+    # the second once b has decided not to fork, from the first tokens after its tool result
+    assert (second_supplement < slow_path_ends) == eager
+    if eager:
+        assert first_supplement < events(sampler, "submit", "0/0.1/1")[0] < second_supplement
+    reference, _ = single_call_run(script, cfg, eager=not eager)
+    assert comparable(batch) == comparable(reference)
+
+
+@pytest.mark.parametrize("eager", [True, False])
+def test_a_fork_starts_when_its_window_is_decoded_not_when_the_segment_ends(eager):
+    def script(ctx: ScriptContext) -> Reply:
+        if results_so_far(ctx) == 0:
+            return Reply("<upper>a</upper>", 1.0)
+        return Reply("<think>" + "x" * 100 + "</think><answer>\\boxed{1}</answer>", 3.0)  # rising: forks
+
+    cfg = config(rollout={"group_size": 2, "initial_samples": 1, "max_tool_calls": 1})
+    batch, sampler = single_call_run(script, cfg, eager=eager)
+    assert batch.metrics["branch/forks"] == 1
+    parent_segment = "0/0.0/1"  # the parent's segment after its tool result
+    fork_starts = events(sampler, "submit", "0/0.0.1.0/")[0]
+    assert (fork_starts < events(sampler, "finish", parent_segment)[0]) == eager
+    assert bool(events(sampler, "window", parent_segment)) == eager
+    reference, _ = single_call_run(script, cfg, eager=not eager)
+    assert comparable(batch) == comparable(reference)

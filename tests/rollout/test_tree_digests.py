@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.rollout.test_agent import config
-from tests.rollout.test_scheduling import rollout
+from arpo_engine.rollout.agent import RolloutDeps, run_rollouts
+from arpo_engine.rollout.formats import get_format
+from arpo_engine.rollout.scripted import ScriptedSampler
+from tests.rollout.test_agent import VOCAB, Sample, config
+from tests.rollout.test_scheduling import JitteryUpperTool, rollout, seeded_script
 
 DIGESTS = Path(__file__).with_name("tree_digests.json")
 SCHEDULES = [("batch", 0), ("tokens", 0), ("lifo", 0), ("random", 1)]
@@ -84,6 +88,18 @@ def test_every_schedule_samples_the_recorded_trees(name: str) -> None:
         for schedule, schedule_seed in SCHEDULES:
             batch, _ = rollout(cfg, schedule, schedule_seed, seed=seed)
             assert tree_digest(batch) == recorded[str(seed)], (seed, schedule, schedule_seed)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_the_algorithms_literal_order_samples_the_recorded_trees(name: str) -> None:
+    """eager=False: supplements once every other path has ended, decisions at the end of their segment."""
+    recorded = json.loads(DIGESTS.read_text())[name]
+    for seed in SEEDS:
+        sampler = ScriptedSampler(seeded_script, VOCAB, schedule="tokens")
+        deps = RolloutDeps(sampler, {"upper": JitteryUpperTool()}, get_format("tags"), random.Random(seed))
+        batch = run_rollouts([Sample(f"question {i}") for i in range(3)], case_config(name), deps, eager=False)
+        assert tree_digest(batch) == recorded[str(seed)], seed
+        assert not [kind for kind, _, _ in sampler.events if kind == "window"]
 
 
 def test_the_recorded_cases_fork_and_supplement() -> None:
