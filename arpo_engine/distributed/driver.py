@@ -22,16 +22,19 @@ the learner, so `checkpoint.dir` must be storage every node shares (one machine,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from arpo_engine.config import RunConfig
+from arpo_engine.config import ConfigError, RunConfig
 from arpo_engine.distributed.actors import LearnerWorker, SamplerWorker
 from arpo_engine.distributed.placement import (
     Placement,
     actor_options,
+    never_fits,
     plan_bundles,
     reserve,
     reserved_total,
@@ -81,7 +84,13 @@ class Fleet:
                 memory = role_memory(self.config)
             except (OSError, ValueError, KeyError) as exc:  # the model folder is not readable from here
                 log(f"no memory estimate for the run's actors ({exc}); Ray places them without a memory request")
-        self.bundles = plan_bundles(self.config, ray.cluster_resources(), memory=memory)
+        cluster = ray.cluster_resources()
+        self.bundles = plan_bundles(self.config, cluster, memory=memory)
+        if self.placement.fixed_cluster and (short := never_fits(self.bundles, cluster)):
+            raise ConfigError(
+                f"distributed: the run's actors ask for {short}; lower distributed.samplers or their CPUs and "
+                "GPUs, or run it on a Ray cluster (RAY_ADDRESS)"
+            )
         self.group = reserve(self.bundles, should_stop=should_stop, log=log, wait_log_s=self.placement.wait_log_s)
         if self.group is None:
             return False
@@ -241,15 +250,18 @@ def run_distributed_training(
 ) -> Any:
     """`pipeline.run_training` on Ray actors; the same arguments, plus how to place the actors.
 
-    Joins the Ray cluster this process is connected to, or `ray.init()`'s (RAY_ADDRESS, else a local one).
+    Uses the Ray cluster this process is connected to, else the one RAY_ADDRESS names, else starts a local one.
     """
     import ray
 
     from arpo_engine.pipeline import plan_run
 
-    if not ray.is_initialized():
-        ray.init()
     placement = placement or Placement()
+    if not ray.is_initialized():  # the CLI: the cluster RAY_ADDRESS names, else a Ray of this process
+        address = os.environ.get("RAY_ADDRESS") or "local"
+        ray.init(address=address)
+        if address == "local":
+            placement = dataclasses.replace(placement, fixed_cluster=True)
     name = run_id or config.name
     plan = plan_run(config, run_id=name, tool_secrets=tool_secrets)
     restarts = 0

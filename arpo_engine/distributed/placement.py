@@ -30,6 +30,8 @@ class Placement:
     """Ray runtime environment of the actors (environment variables …); None: inherit the caller's."""
     wait_log_s: float = 60.0
     """While the cluster has no room for the bundles, say so this often."""
+    fixed_cluster: bool = False
+    """The cluster never grows (a local Ray this process started): bundles it can never hold are an error."""
     on_placed: Callable[[dict[str, float]], None] | None = None
     """Told the resources the placement group reserved (CPU, GPU …), once it is ready."""
 
@@ -56,6 +58,18 @@ def plan_bundles(
             bundle["memory"] = float(memory[role])
         bundles += [dict(bundle) for _ in range(count)]
     return bundles
+
+
+def never_fits(bundles: list[dict[str, float]], cluster: Mapping[str, float]) -> str | None:
+    """What the bundles ask for beyond everything the cluster has ("3 CPU, the cluster has 2"), or None."""
+    wanted: dict[str, float] = {}
+    for bundle in bundles:
+        for key, value in bundle.items():
+            wanted[key] = wanted.get(key, 0.0) + value
+    short = [
+        f"{v:g} {k}, the cluster has {cluster.get(k, 0.0):g}" for k, v in wanted.items() if v > cluster.get(k, 0.0)
+    ]
+    return "; ".join(short) or None
 
 
 def role_memory(config: RunConfig) -> dict[str, int]:

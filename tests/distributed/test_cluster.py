@@ -212,3 +212,16 @@ def test_the_services_run_actor_drives_a_run_whose_learner_broadcasts_to_its_sam
     assert_same_metrics(history, reference)  # step 2 sampled with the weights the broadcast carried
     assert any(e["kind"] == "checkpoint" and e["step"] == 2 for e in events)
     assert actor.usage()["cpus"] == 2.0  # the learner's and the sampler's CPUs count as the run's
+
+
+def test_a_cluster_that_never_grows_and_can_never_hold_the_run_is_a_config_error(cluster, tmp_path, tiny_model_dir):
+    from arpo_engine.config import ConfigError
+    from arpo_engine.distributed.driver import Fleet
+    from arpo_engine.distributed.placement import Placement
+
+    write_data(tmp_path)
+    config = load_config(write_config(tmp_path, tiny_model_dir, distributed={"samplers": 2, "sampler_cpus": 2}))
+    fleet = Fleet(config, "too-big", Placement(request_memory=False, fixed_cluster=True))
+    with pytest.raises(ConfigError, match="ask for 5 CPU, the cluster has 3"):
+        fleet.reserve(log=print, should_stop=lambda: False)
+    assert fleet.group is None

@@ -44,3 +44,11 @@ def test_a_cluster_without_markers_gets_plain_cpu_bundles():
 def test_impossible_distributed_settings_are_config_errors(distributed, message):
     with pytest.raises(ConfigError, match=message):
         config(**distributed)
+
+
+def test_bundles_beyond_everything_a_cluster_has_are_named():
+    from arpo_engine.distributed.placement import never_fits
+
+    bundles = plan_bundles(config(samplers=2, sampler_cpus=2), {"CPU": 3, "sampler": 2})
+    assert never_fits(bundles, {"CPU": 3, "sampler": 2}) == "5 CPU, the cluster has 3"
+    assert never_fits(bundles, {"CPU": 8, "sampler": 2}) is None
