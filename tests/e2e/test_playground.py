@@ -142,7 +142,11 @@ def signed_in(browser: Browser, alice: User, asgi_server: str) -> Page:  # noqa:
 
 
 def test_a_finished_runs_checkpoint_downloads_and_answers_next_to_its_base_model(
-    signed_in: Page, finished_run: Run, short_worker: CeleryWorker, screenshot: Callable[[Page, str], Path]
+    signed_in: Page,
+    finished_run: Run,
+    short_worker: CeleryWorker,
+    screenshot: Callable[[Page, str], Path],
+    tmp_path: Path,
 ) -> None:
     page, run = signed_in, finished_run
     page.goto(f"/runs/{run.pk}/")
@@ -194,7 +198,9 @@ def test_a_finished_runs_checkpoint_downloads_and_answers_next_to_its_base_model
     trained_box, base_box = trained.bounding_box(), base.bounding_box()
     assert trained_box and base_box and base_box["y"] >= trained_box["y"] + trained_box["height"]
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(tmp_path / "playground-phone.png"), full_page=True)  # to look at, not kept
     # Dark: the page follows the system's colour scheme.
     page.emulate_media(color_scheme="dark")
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(15, 18, 22)", background
+    page.screenshot(path=str(tmp_path / "playground-dark.png"), full_page=True)

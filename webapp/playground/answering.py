@@ -11,6 +11,7 @@ checkpoint's agent.json, the run's response and tool-call limits and the wall-cl
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -81,6 +82,7 @@ def _answer(session: PlaygroundSession, side: str, emit: Callable[[str, Mapping[
     else:
         model, label = Path(resolve_model_path(config.model.path)), run.base_model.display_name
     emit("status", {"state": "loading", "model": label})
+    torch_threads()
     started = time.perf_counter()
     sampler, loaded = sampler_cache().get(model, dtype=config.model.dtype, device=config.optim.device)
     load_s = round(time.perf_counter() - started, 2)
@@ -95,6 +97,15 @@ def _answer(session: PlaygroundSession, side: str, emit: Callable[[str, Mapping[
     spec = agent_spec(folder, config, tools, sampler.tokenizer)
     final = answer_question(session.question, sampler=sampler, spec=spec, tools=tools, limits=limits, emit=emit)
     return final is not None
+
+
+def torch_threads() -> int:
+    """Set this process's torch threads for an answer (ARPO_PLAYGROUND_THREADS, else half the CPUs)."""
+    import torch
+
+    threads = settings.ARPO_PLAYGROUND_THREADS or max(1, (os.cpu_count() or 1) // 2)
+    torch.set_num_threads(threads)
+    return threads
 
 
 def agent_spec(folder: Path, config: Any, tools: Mapping[str, Any], tokenizer: Any) -> dict[str, Any]:

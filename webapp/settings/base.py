@@ -138,6 +138,9 @@ ARPO_RUN_TREE_MAX_BYTES = env_int("ARPO_RUN_TREE_MAX_BYTES", 64 * 1024)
 ARPO_RUN_NO_TOOL_STEPS = env_int("ARPO_RUN_NO_TOOL_STEPS", 5)  # fail a run whose model never calls a tool
 ARPO_PLAYGROUND_WALL_S = float(env_str("ARPO_PLAYGROUND_WALL_S", "120"))  # one playground answer, tools included
 ARPO_PLAYGROUND_MODELS = env_int("ARPO_PLAYGROUND_MODELS", 2)  # models a worker process keeps loaded for it
+# Torch threads of one answer (0: half the CPUs, since a session's two answers may run at once; more threads
+# than cores make a CPU decode several times slower).
+ARPO_PLAYGROUND_THREADS = env_int("ARPO_PLAYGROUND_THREADS", 0)
 
 # --- Auth ---
 AUTH_PASSWORD_VALIDATORS = [
