@@ -107,6 +107,8 @@ class _GroupState:
     """Branch decisions that wait for earlier rounds to settle (consecutive-branch penalty only)."""
     prompt_sent: bool = False
     max_depth: int = 0
+    branch_depth: int = 0
+    """max_depth over the paths other than supplements: what a supplement waits for."""
 
 
 @dataclass
@@ -524,7 +526,7 @@ class _Loop:
 
     def _start(self, state: _GroupState, phase: int, count: int, origin: Origin, *, first: int = 0) -> None:
         """Start `count` fresh samples, logically after every segment their group has generated so far."""
-        depth = state.max_depth
+        depth = state.branch_depth if origin == "supplement" else state.max_depth
         for i in range(first, first + count):
             lv = self._add(state, Path(id=len(state.group.paths), origin=origin), (phase, i))
             lv.depth = depth
@@ -551,6 +553,8 @@ class _Loop:
         lv.requests += 1
         lv.depth += 1
         state.max_depth = max(state.max_depth, lv.depth)
+        if not lv.supplement:
+            state.branch_depth = max(state.branch_depth, lv.depth)
         self._count_prefill(lv, len(context))
         self.decoding[key] = lv
         self.deps.sampler.submit(key, request, temperature=self.temperature, top_p=self.config.rollout.top_p)
