@@ -25,9 +25,9 @@ literal order (supplements after the last path, decisions at segment ends): the 
 AEPO's consecutive-branch penalty counts l per prompt (ARPO_SPEC.md §6): the rounds in a row, ending
 with the one before the decision's, in which the prompt branched (some path of the prompt forked there).
 A round is a tool index: a decision after result t belongs to round t, as in a synchronous loop. A
-decision whose l is not known yet (an earlier round where a path could still fork) waits as `_Deferred`
-while its path goes on; only the fork, if any, comes later, at the same boundary. Supplements' rounds
-count only for supplements, which in the algorithm start after every other path has ended.
+decision whose l is not known yet (an earlier round where a path could still fork) waits while its path
+goes on (`DeferredDecision`); only the fork, if any, comes later, at the same boundary. Supplements'
+rounds count only for supplements, which in the algorithm start after every other path has ended.
 
 Determinism: segments and tool calls finish in any order, so no random number comes from a shared
 stream in completion order. Each request's seed and each decision's draw is derived from one base seed
@@ -44,15 +44,23 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from arpo_engine import branching
 from arpo_engine.config import RunConfig
 from arpo_engine.entropy import window_entropy
 from arpo_engine.rollout import paths
-from arpo_engine.rollout.budget import PathKey, Priority, grant, possible_forks
+from arpo_engine.rollout.budget import PathKey, grant
 from arpo_engine.rollout.formats import CallFormat, ParsedCall
+from arpo_engine.rollout.group_state import (
+    DeferredDecision,
+    ForkClaim,
+    GroupState,
+    LivePath,
+    certain_supplements,
+    consecutive_rounds,
+)
 from arpo_engine.rollout.metrics import rollout_metrics
 from arpo_engine.rollout.sampler import GenRequest, GenResult, Sampler, WindowSampler
 from arpo_engine.rollout.seeding import stable_seed, stable_uniform
@@ -85,87 +93,6 @@ class RolloutDeps:
 class RolloutBatch:
     groups: list[RolloutGroup]
     metrics: dict[str, float]
-
-
-@dataclass
-class _GroupState:
-    group: RolloutGroup
-    budget_tokens: int
-    awaiting_probe: bool = False
-    """AEPO dynamic budget: the probe path is running and N is not chosen yet."""
-    live: dict[PathKey, _Live] = field(default_factory=dict)
-    """Paths not finished yet: decoding, waiting for a tool, or about to be submitted."""
-    claims: list[_Claim] = field(default_factory=list)
-    """Fork claims not granted yet (see budget.py)."""
-    keys: list[PathKey] = field(default_factory=list)
-    """Stable key of each path, by index in group.paths."""
-    forked_rounds: set[int] = field(default_factory=set)
-    """Rounds (tool indices) at which some path of the prompt forked: AEPO's penalty counts them."""
-    supplement_rounds: set[int] = field(default_factory=set)
-    """The same for supplements: kept apart, since the other paths decided before any supplement existed."""
-    deferred: list[_Deferred] = field(default_factory=list)
-    """Branch decisions that wait for earlier rounds to settle (consecutive-branch penalty only)."""
-    prompt_sent: bool = False
-    max_depth: int = 0
-    branch_depth: int = 0
-    """max_depth over the paths other than supplements: what a supplement waits for."""
-
-
-@dataclass
-class _Live:
-    """Loop bookkeeping for one path; dropped when the rollout returns."""
-
-    state: _GroupState
-    path: Path
-    key: PathKey
-    computed: int = 0
-    """Context tokens (prompt + response) already in the sampler's cache, for prefill accounting."""
-    pending_tool: int | None = None
-    """t when the last thing appended was tool result t and its H_t window is still to come."""
-    depth: int = 0
-    """Logical round of the latest segment: segments that had to be generated one after another up to
-    it, counting a fork's wait for its parent and a supplement's wait for its group."""
-    requests: int = 0
-    """Segments this path has asked for (names its requests' seeds)."""
-
-    @property
-    def supplement(self) -> bool:
-        """Supplements fill the group to M, so their decisions never get a slot to fork into."""
-        return self.path.origin == "supplement"
-
-    def next_decision(self) -> int:
-        """The earliest tool index t at which this path can still take a branch decision."""
-        return len(self.path.tool_calls) + (0 if self.pending_tool is not None else 1)
-
-
-@dataclass
-class _Claim:
-    """A decision that forked and waits for its children's slots."""
-
-    parent: _Live
-    record: BranchDecision
-    depth: int
-
-    @property
-    def priority(self) -> Priority:
-        return (self.record.tool_index, self.parent.key)
-
-
-@dataclass
-class _Deferred:
-    """A branch decision measured but not taken: its consecutive-branch count l is not known yet."""
-
-    parent: _Live
-    tool_index: int
-    boundary: int
-    h_t: float
-    delta: float
-    draw: float
-    depth: int
-
-    @property
-    def priority(self) -> Priority:
-        return (self.tool_index, self.parent.key)
 
 
 @dataclass
@@ -246,7 +173,7 @@ def _new_state(
     config: RunConfig,
     deps: RolloutDeps,
     branching_on: bool,
-) -> _GroupState:
+) -> GroupState:
     prompt_ids, prompt_text = build_prompt_ids(deps.sampler.tokenizer, sample.messages, system_prompt)
     if len(prompt_ids) > config.data.max_prompt_tokens:
         raise ValueError(
@@ -263,7 +190,7 @@ def _new_state(
         entropy_estimator=deps.sampler.entropy_estimator,
     )
     budget_tokens = min(config.rollout.max_response_tokens, config.model.max_model_len - len(prompt_ids))
-    return _GroupState(group, budget_tokens, awaiting_probe=branching_on and config.branching.dynamic_budget)
+    return GroupState(group, budget_tokens, awaiting_probe=branching_on and config.branching.dynamic_budget)
 
 
 def _sample_dict(sample: PromptSample) -> dict[str, Any]:
@@ -282,12 +209,12 @@ class _Loop:
         self.temperature = 0.0 if greedy else config.rollout.temperature
         self.stops = deps.call_format.stop_strings(deps.tools)
         self.base_seed = deps.rng.getrandbits(64)
-        self.decoding: dict[str, _Live] = {}
-        self.running_calls: dict[Future[tuple[ToolResult, float]], tuple[_Live, ParsedCall]] = {}
+        self.decoding: dict[str, LivePath] = {}
+        self.running_calls: dict[Future[tuple[ToolResult, float]], tuple[LivePath, ParsedCall]] = {}
         self.counters = _Counters()
         self._pool: ThreadPoolExecutor | None = None
 
-    def run(self, states: Sequence[_GroupState], initial: int) -> None:
+    def run(self, states: Sequence[GroupState], initial: int) -> None:
         with ThreadPoolExecutor(max_workers=max(1, self.config.rollout.tool_concurrency)) as pool:
             self._pool = pool
             try:
@@ -330,7 +257,7 @@ class _Loop:
             result, latency_ms = future.result()
             self._on_tool_result(lv, parsed, result, latency_ms)
 
-    def _on_segment(self, lv: _Live, res: GenResult) -> None:
+    def _on_segment(self, lv: LivePath, res: GenResult) -> None:
         self.counters.generated += len(res.token_ids)
         path, rc = lv.path, self.config.rollout
         eos = getattr(self.deps.sampler.tokenizer, "eos_token_id", None)
@@ -357,7 +284,7 @@ class _Loop:
             del lv.state.live[lv.key]
         self._settle(lv.state)
 
-    def _on_tool_result(self, lv: _Live, parsed: ParsedCall, result: ToolResult, latency_ms: float) -> None:
+    def _on_tool_result(self, lv: LivePath, parsed: ParsedCall, result: ToolResult, latency_ms: float) -> None:
         event = paths.append_result(
             lv.path,
             parsed,
@@ -377,14 +304,14 @@ class _Loop:
             self._submit(lv)
         self._settle(lv.state)
 
-    def _on_window(self, lv: _Live, entropies: list[float]) -> None:
+    def _on_window(self, lv: LivePath, entropies: list[float]) -> None:
         """The first k tokens after tool result t are decoded: decide at t now, while the segment goes on."""
         t, lv.pending_tool = lv.pending_tool, None
         assert t is not None, "a window is asked for only after a tool result"
         self._measure(lv, t, entropies)
         self._settle(lv.state)
 
-    def _measure(self, lv: _Live, t: int, entropies: Sequence[float]) -> None:
+    def _measure(self, lv: LivePath, t: int, entropies: Sequence[float]) -> None:
         """H_t from the first k tokens after tool result t, and the branch decision at t."""
         bc, path = self.config.branching, lv.path
         if path.h_initial is None:
@@ -392,13 +319,13 @@ class _Loop:
         h_t = window_entropy(entropies[: bc.entropy_window], self.deps.sampler.vocab_size, bc.window_reduce)
         draw = stable_uniform(self.base_seed, "branch", lv.state.group.prompt_index, lv.key, t)
         boundary = path.tool_calls[t - 1].result_end
-        pending = _Deferred(lv, t, boundary, h_t, h_t - path.h_initial, draw, lv.depth)
+        pending = DeferredDecision(lv, t, boundary, h_t, h_t - path.h_initial, draw, lv.depth)
         if bc.consecutive_penalty > 0:
             lv.state.deferred.append(pending)  # taken in _settle, once the earlier rounds are known
         else:
             self._decide(pending, consecutive=0)
 
-    def _decide(self, pending: _Deferred, *, consecutive: int) -> None:
+    def _decide(self, pending: DeferredDecision, *, consecutive: int) -> None:
         lv, state = pending.parent, pending.parent.state
         decision = branching.decide(pending.delta, self.config.branching, consecutive=consecutive, draw=pending.draw)
         record = BranchDecision(
@@ -410,40 +337,18 @@ class _Loop:
             state.supplement_rounds.add(pending.tool_index)  # recorded as the rule said, but no slot is left
         elif decision.forked:
             state.forked_rounds.add(pending.tool_index)
-            state.claims.append(_Claim(lv, record, pending.depth))
+            state.claims.append(ForkClaim(lv, record, pending.depth))
 
-    def _consecutive_rounds(self, state: _GroupState, t: int, *, supplement: bool) -> int | None:
-        """AEPO's l for a decision in round t: rounds t-1, t-2, … in a row in which the prompt branched.
-
-        None while a round in that run could still change: a live path may yet decide there, or a
-        decision or fork claim from that round or before it (whose children decide later) is open.
-        A supplement counts every path's rounds; the other paths only their own, because a supplement
-        starts, in the algorithm, after all of them have ended (here it may start sooner).
-        """
-        rounds = state.forked_rounds | state.supplement_rounds if supplement else state.forked_rounds
-        count = 0
-        for r in range(t - 1, 0, -1):
-            if r in rounds:
-                count += 1
-                continue
-            open_now = (
-                any(lv.next_decision() <= r for lv in state.live.values() if supplement or not lv.supplement)
-                or any(c.record.tool_index < r for c in state.claims)
-                or any(d.tool_index <= r for d in state.deferred if supplement or not d.parent.supplement)
-            )
-            return None if open_now else count
-        return count
-
-    def _take_one_deferred(self, state: _GroupState) -> bool:
+    def _take_one_deferred(self, state: GroupState) -> bool:
         for pending in sorted(state.deferred, key=lambda d: d.priority):
-            consecutive = self._consecutive_rounds(state, pending.tool_index, supplement=pending.parent.supplement)
+            consecutive = consecutive_rounds(state, pending.tool_index, supplement=pending.parent.supplement)
             if consecutive is not None:
                 state.deferred.remove(pending)
                 self._decide(pending, consecutive=consecutive)
                 return True
         return False
 
-    def _settle(self, state: _GroupState) -> None:
+    def _settle(self, state: GroupState) -> None:
         """After any event in a group: take the decisions and grant the fork claims that can be, then
         start what is certain to be needed (the AEPO probe's N once the probe has ended, supplements)."""
         while self._take_one_deferred(state) or self._grant_one(state):
@@ -453,7 +358,7 @@ class _Loop:
         if not state.awaiting_probe:
             self._supplement(state)
 
-    def _grant_one(self, state: _GroupState) -> bool:
+    def _grant_one(self, state: GroupState) -> bool:
         group = state.group
         live = [(lv.next_decision(), lv.key) for lv in state.live.values() if not lv.supplement]
         for claim in sorted(state.claims, key=lambda c: c.priority):
@@ -472,7 +377,7 @@ class _Loop:
                 return True
         return False
 
-    def _fork(self, state: _GroupState, claim: _Claim, n: int) -> None:
+    def _fork(self, state: GroupState, claim: ForkClaim, n: int) -> None:
         group, parent = state.group, claim.parent
         t, boundary = claim.record.tool_index, claim.record.boundary
         for j in range(n):
@@ -484,7 +389,7 @@ class _Loop:
             child.depth = claim.depth
             self._submit(child)
 
-    def _end_probe(self, state: _GroupState) -> None:
+    def _end_probe(self, state: GroupState) -> None:
         """AEPO dynamic budget: the probe path has ended; choose N from its entropies and start the rest."""
         group = state.group
         state.awaiting_probe = False
@@ -495,7 +400,7 @@ class _Loop:
         group.initial_samples = n
         self._start(state, AEPO_EXTRA, max(0, min(n, group.budget) - len(group.paths)), "initial")
 
-    def _supplement(self, state: _GroupState) -> None:
+    def _supplement(self, state: GroupState) -> None:
         """Start the supplements that are certain: M minus the paths now minus all forking can still add.
 
         The algorithm adds M minus the paths there are once every path has ended (ARPO_SPEC.md §2 step 4).
@@ -504,27 +409,17 @@ class _Loop:
         `eager=False` keeps the algorithm's literal order, for comparison.
         """
         group = state.group
-        free = group.budget - len(group.paths)
-        if free <= 0:
-            return
-        forking = [lv.next_decision() for lv in state.live.values() if not lv.supplement]
-        waiting = [c.record.tool_index for c in state.claims]
-        waiting += [d.tool_index for d in state.deferred if not d.parent.supplement]
-        if not self.eager:
-            bound = free if forking or waiting else 0
-        else:
-            bound = possible_forks(
-                beam_width=self.config.branching.beam_width,
-                max_tool_calls=self.config.rollout.max_tool_calls,
-                live=forking,
-                waiting=waiting,
-            )
-        count = free - bound
+        count = certain_supplements(
+            state,
+            beam_width=self.config.branching.beam_width,
+            max_tool_calls=self.config.rollout.max_tool_calls,
+            eager=self.eager,
+        )
         if count > 0:
             first, group.supplements = group.supplements, group.supplements + count
             self._start(state, SUPPLEMENT, count, "supplement", first=first)
 
-    def _start(self, state: _GroupState, phase: int, count: int, origin: Origin, *, first: int = 0) -> None:
+    def _start(self, state: GroupState, phase: int, count: int, origin: Origin, *, first: int = 0) -> None:
         """Start `count` fresh samples, logically after every segment their group has generated so far."""
         depth = state.branch_depth if origin == "supplement" else state.max_depth
         for i in range(first, first + count):
@@ -532,14 +427,14 @@ class _Loop:
             lv.depth = depth
             self._submit(lv)
 
-    def _add(self, state: _GroupState, path: Path, key: PathKey) -> _Live:
+    def _add(self, state: GroupState, path: Path, key: PathKey) -> LivePath:
         state.group.paths.append(path)
         state.keys.append(key)
-        lv = _Live(state, path, key)
+        lv = LivePath(state, path, key)
         state.live[key] = lv
         return lv
 
-    def _submit(self, lv: _Live) -> None:
+    def _submit(self, lv: LivePath) -> None:
         state, path = lv.state, lv.path
         group = state.group
         context = group.prompt_ids + path.token_ids
@@ -559,11 +454,11 @@ class _Loop:
         self.decoding[key] = lv
         self.deps.sampler.submit(key, request, temperature=self.temperature, top_p=self.config.rollout.top_p)
 
-    def _decides_early(self, lv: _Live) -> bool:
+    def _decides_early(self, lv: LivePath) -> bool:
         # a supplement's decision gets no slot, so it can wait for its segment's end
         return self.eager and self.branching_on and lv.pending_tool is not None and not lv.supplement
 
-    def _count_prefill(self, lv: _Live, context_len: int) -> None:
+    def _count_prefill(self, lv: LivePath, context_len: int) -> None:
         if lv.computed == 0 and lv.state.prompt_sent:
             lv.computed = len(lv.state.group.prompt_ids)  # a sibling has prefilled the same prompt
         lv.state.prompt_sent = True
