@@ -30,7 +30,7 @@ def _rollout(args: argparse.Namespace) -> int:
     samples = load_samples(data_path)[: args.prompts]
     tools = build_tools(config.tools)
     print(f"loading {config.model.path} with the {config.rollout.sampler} sampler …", flush=True)
-    sampler = make_sampler(config.model, config.rollout, seed=config.seed)
+    sampler = make_sampler(config.model, config.rollout, seed=config.seed, kv_cache_bytes=_kv_for(config, len(samples)))
     try:
         fmt = get_format(config.rollout.call_format, sampler.tokenizer)
         deps = RolloutDeps(sampler, tools, fmt, random.Random(config.seed))
@@ -168,6 +168,19 @@ def _override(config: RunConfig, args: argparse.Namespace) -> RunConfig:
         raw["rollout"]["group_size"] = args.group_size
         raw["rollout"]["initial_samples"] = min(raw["rollout"]["initial_samples"], args.group_size)
     return RunConfig.from_dict(raw).validate()
+
+
+def _kv_for(config: RunConfig, prompts: int) -> int | None:
+    """vLLM's KV cache sized for these prompts' paths (arpo_engine.memory), not a share of RAM."""
+    if config.rollout.sampler != "vllm":
+        return None
+    from arpo_engine.memory import kv_cache_bytes
+    from arpo_engine.models import resolve_model_path
+
+    raw = config.to_dict()
+    raw["model"]["path"] = str(resolve_model_path(config.model.path))
+    raw["optim"]["train_batch_prompts"] = max(1, prompts)
+    return kv_cache_bytes(RunConfig.from_dict(raw))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -131,8 +131,15 @@ def run_preflight(
 
         path = folder or resolve_model_path(config.model.path)
         log(f"loading {label} into the {checked.rollout.sampler} sampler")
+        from arpo_engine.memory import kv_cache_bytes
+
+        sized = _model_at(checked, path)
         sampler = make_sampler(
-            _model_at(checked, path).model, checked.rollout, seed=config.seed, device=config.optim.device
+            sized.model,
+            checked.rollout,
+            seed=config.seed,
+            device=config.optim.device,
+            kv_cache_bytes=kv_cache_bytes(sized) if checked.rollout.sampler == "vllm" else None,
         )
     timings["load_s"] = time.perf_counter() - started
     try:

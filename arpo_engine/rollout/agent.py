@@ -19,8 +19,12 @@ iteration). What a supplement samples does not depend on when it starts, so it s
 certain: when all the forks still possible (`budget.possible_forks`, each live path bounded by its
 remaining tool calls) can no longer fill M, not when the prompt's last path has ended. Likewise a branch
 decision is taken as soon as the k tokens after its tool result are decoded (the sampler streams that
-window, `WindowSampler`), so its forks start while the parent's segment goes on. `eager=False` keeps the
-literal order (supplements after the last path, decisions at segment ends): the same trees, later.
+window, `WindowSampler`), so its forks start while the parent's segment goes on. And where the sampler
+batches continuously, requests that will probably be wanted are sent ahead and adopted by their path
+when it is created (`speculation.py`): forks' first segments with their parent's continuation, likely
+supplements. The `schedule` of `run_rollouts` says how much of this to do: `literal` (supplements after
+the last path, decisions at segment ends), `eager` (as soon as certain) or `ahead` (the default). All
+three sample the same trees; they differ in when.
 
 AEPO's consecutive-branch penalty counts l per prompt (ARPO_SPEC.md §6): the rounds in a row, ending
 with the one before the decision's, in which the prompt branched (some path of the prompt forked there).
@@ -45,7 +49,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from arpo_engine import branching
 from arpo_engine.config import RunConfig
@@ -60,12 +64,17 @@ from arpo_engine.rollout.group_state import (
     LivePath,
     certain_supplements,
     consecutive_rounds,
+    likely_supplements,
 )
 from arpo_engine.rollout.metrics import rollout_metrics
 from arpo_engine.rollout.sampler import GenRequest, GenResult, Sampler, WindowSampler
 from arpo_engine.rollout.seeding import stable_seed, stable_uniform
+from arpo_engine.rollout.speculation import AbortSampler, Speculation
 from arpo_engine.rollout.types import BranchDecision, Origin, Path, RolloutGroup
 from arpo_engine.tools.base import Tool, ToolResult
+
+Schedule = Literal["literal", "eager", "ahead"]
+"""When the loop starts what it starts (see the module docstring); never what is sampled."""
 
 # Phases of fresh samples, the first part of their keys: ids are numbered phase by phase.
 FIRST, AEPO_EXTRA, SUPPLEMENT = 0, 1, 2
@@ -126,12 +135,13 @@ def run_rollouts(
     *,
     greedy: bool = False,
     first_index: int = 0,
-    eager: bool = True,
+    schedule: Schedule = "ahead",
 ) -> RolloutBatch:
     """Roll out every prompt; greedy = validation decoding (one path, temperature 0, no branching).
 
-    `eager=False` schedules as the algorithm is written (supplements once all other paths have ended,
-    decisions when their segment has ended): the same trees, later; kept to measure the difference.
+    `schedule`: `literal` as the algorithm is written (supplements once all other paths have ended,
+    decisions when their segment has ended), `eager` (each as soon as it is certain), `ahead` (eager,
+    and likely requests sent ahead). The same trees; kept to measure the difference.
     """
     started = time.perf_counter()
     bc = config.branching
@@ -143,7 +153,7 @@ def run_rollouts(
         _new_state(first_index + i, sample, system_prompt, budget, initial, config, deps, branching_on)
         for i, sample in enumerate(samples)
     ]
-    loop = _Loop(config, deps, greedy=greedy, branching_on=branching_on, eager=eager)
+    loop = _Loop(config, deps, greedy=greedy, branching_on=branching_on, schedule=schedule)
     loop.run(states, initial)
     for state in states:
         paths.renumber(state.group, state.keys)
@@ -161,6 +171,8 @@ def run_rollouts(
         requests=c.requests,
         sampler_steps=c.sampler_steps,
     )
+    if loop.ahead is not None:
+        metrics.update(loop.ahead.metrics())
     return RolloutBatch(groups=groups, metrics=metrics)
 
 
@@ -203,15 +215,23 @@ class _Loop:
     """One rollout call's scheduler: what is decoding, which tools run, and what each completion starts."""
 
     def __init__(
-        self, config: RunConfig, deps: RolloutDeps, *, greedy: bool, branching_on: bool, eager: bool = True
+        self, config: RunConfig, deps: RolloutDeps, *, greedy: bool, branching_on: bool, schedule: Schedule
     ) -> None:
-        self.config, self.deps, self.branching_on, self.eager = config, deps, branching_on, eager
+        self.config, self.deps, self.branching_on = config, deps, branching_on
+        self.eager = schedule != "literal"
         self.temperature = 0.0 if greedy else config.rollout.temperature
         self.stops = deps.call_format.stop_strings(deps.tools)
         self.base_seed = deps.rng.getrandbits(64)
         self.decoding: dict[str, LivePath] = {}
         self.running_calls: dict[Future[tuple[ToolResult, float]], tuple[LivePath, ParsedCall]] = {}
+        self.ready: list[tuple[str, GenResult]] = []
+        """Segments of adopted requests sent ahead that had already ended: handled as if just finished."""
         self.counters = _Counters()
+        sampler = deps.sampler
+        ahead = (
+            schedule == "ahead" and branching_on and sampler.continuous_batching and isinstance(sampler, AbortSampler)
+        )
+        self.ahead = Speculation(sampler, temperature=self.temperature, top_p=config.rollout.top_p) if ahead else None
         self._pool: ThreadPoolExecutor | None = None
 
     def run(self, states: Sequence[GroupState], initial: int) -> None:
@@ -220,8 +240,11 @@ class _Loop:
             try:
                 for state in states:
                     self._start(state, FIRST, 1 if state.awaiting_probe else initial, "initial")
+                    self._settle(state)  # what is certain (or likely) from the start starts now
                 while self.decoding or self.running_calls:
                     self._advance()
+                if self.ahead is not None:
+                    self.ahead.drop(self.ahead.pending_keys())  # nothing can want them any more
             except BaseException:
                 self.deps.sampler.cancel()
                 for future in self.running_calls:
@@ -230,13 +253,20 @@ class _Loop:
 
     def _advance(self) -> None:
         sampler = self.deps.sampler
-        if self.decoding and (sampler.continuous_batching or not self.running_calls):
+        if self.ready:
+            ready, self.ready = self.ready, []
+            for key, result in ready:
+                self._on_segment(self.decoding.pop(key), result)
+        elif self.decoding and (sampler.continuous_batching or not self.running_calls):
             self.counters.sampler_steps += 1
             finished = sampler.step()
             for key, entropies in sampler.take_windows() if isinstance(sampler, WindowSampler) else ():
                 self._on_window(self.decoding[key], entropies)
             for key, result in finished:
-                self._on_segment(self.decoding.pop(key), result)
+                if key in self.decoding:
+                    self._on_segment(self.decoding.pop(key), result)
+                elif self.ahead is None or not self.ahead.finished(key, result):
+                    raise RuntimeError(f"the sampler returned {key!r}, which nobody asked for")
             self._collect_tools(None)
         elif sampler.continuous_batching:
             self._collect_tools(FIRST_COMPLETED)  # nothing to decode until a tool returns
@@ -302,6 +332,7 @@ class _Loop:
             del lv.state.live[lv.key]
         else:
             self._submit(lv)
+            self._send_forks_ahead(lv, event.index)
         self._settle(lv.state)
 
     def _on_window(self, lv: LivePath, entropies: list[float]) -> None:
@@ -333,6 +364,8 @@ class _Loop:
             decision.forked,
         )  # fmt: skip
         lv.path.decisions.append(record)
+        if not decision.forked or lv.supplement:
+            self._drop_forks_ahead(lv, pending.tool_index, keep=0)
         if decision.forked and lv.supplement:
             state.supplement_rounds.add(pending.tool_index)  # recorded as the rule said, but no slot is left
         elif decision.forked:
@@ -388,6 +421,7 @@ class _Loop:
             child.computed = len(group.prompt_ids) + boundary
             child.depth = claim.depth
             self._submit(child)
+        self._drop_forks_ahead(parent, t, keep=n)
 
     def _end_probe(self, state: GroupState) -> None:
         """AEPO dynamic budget: the probe path has ended; choose N from its entropies and start the rest."""
@@ -406,7 +440,7 @@ class _Loop:
         The algorithm adds M minus the paths there are once every path has ended (ARPO_SPEC.md §2 step 4).
         Supplement i samples the same whenever it starts (its seeds and draws are named by its key), and
         those certain ones never take a slot a fork could have had, so starting them early changes no tree.
-        `eager=False` keeps the algorithm's literal order, for comparison.
+        The `literal` schedule keeps the algorithm's order, for comparison.
         """
         group = state.group
         count = certain_supplements(
@@ -418,6 +452,8 @@ class _Loop:
         if count > 0:
             first, group.supplements = group.supplements, group.supplements + count
             self._start(state, SUPPLEMENT, count, "supplement", first=first)
+        if self.ahead is not None:
+            self._send_supplements_ahead(state)
 
     def _start(self, state: GroupState, phase: int, count: int, origin: Origin, *, first: int = 0) -> None:
         """Start `count` fresh samples, logically after every segment their group has generated so far."""
@@ -444,7 +480,8 @@ class _Loop:
         request = GenRequest(
             context, max_tokens=state.budget_tokens - len(path.token_ids), stop=self.stops, seed=seed, window=window
         )
-        key = f"{group.prompt_index}/{'.'.join(map(str, lv.key))}/{lv.requests}"
+        key = _request_key(group.prompt_index, lv.key, lv.requests)
+        sent_ahead, result = self.ahead.adopt(key, request) if self.ahead is not None else (False, None)
         lv.requests += 1
         lv.depth += 1
         state.max_depth = max(state.max_depth, lv.depth)
@@ -452,7 +489,50 @@ class _Loop:
             state.branch_depth = max(state.branch_depth, lv.depth)
         self._count_prefill(lv, len(context))
         self.decoding[key] = lv
-        self.deps.sampler.submit(key, request, temperature=self.temperature, top_p=self.config.rollout.top_p)
+        if result is not None:
+            self.ready.append((key, result))
+        elif not sent_ahead:
+            self.deps.sampler.submit(key, request, temperature=self.temperature, top_p=self.config.rollout.top_p)
+
+    def _first_request(self, state: GroupState, key: PathKey, token_ids: Sequence[int]) -> tuple[str, GenRequest]:
+        """The first request a path with this key and these response tokens will send (no window: a fresh
+        sample or a fork has no decision pending)."""
+        group = state.group
+        seed = stable_seed(self.base_seed, "sample", group.prompt_index, key, 0)
+        budget = state.budget_tokens - len(token_ids)
+        request = GenRequest(group.prompt_ids + list(token_ids), max_tokens=budget, stop=self.stops, seed=seed)
+        return _request_key(group.prompt_index, key, 0), request
+
+    def _send_forks_ahead(self, lv: LivePath, t: int) -> None:
+        """With the continuation after tool result t, the first segments of the forks its decision may grant."""
+        state = lv.state
+        if self.ahead is None or not self._decides_early(lv) or lv.path.h_initial is None:
+            return
+        free = state.group.budget - len(state.group.paths)
+        for j in range(min(self.config.branching.beam_width - 1, free)):
+            self.ahead.send(*self._first_request(state, (*lv.key, t, j), lv.path.token_ids))
+
+    def _drop_forks_ahead(self, lv: LivePath, t: int, *, keep: int) -> None:
+        if self.ahead is not None:
+            index = lv.state.group.prompt_index
+            self.ahead.drop(
+                _request_key(index, (*lv.key, t, j), 0) for j in range(keep, self.config.branching.beam_width - 1)
+            )
+
+    def _send_supplements_ahead(self, state: GroupState) -> None:
+        """Supplements likely to be needed start decoding now; those that can no longer be needed stop."""
+        assert self.ahead is not None
+        group = state.group
+        likely = likely_supplements(
+            state,
+            beam_width=self.config.branching.beam_width,
+            max_tool_calls=self.config.rollout.max_tool_calls,
+            fork_probability=min(1.0, max(0.0, self.config.branching.alpha)),
+        )
+        for i in range(group.supplements, group.supplements + likely):
+            self.ahead.send(*self._first_request(state, (SUPPLEMENT, i), []))
+        most = group.budget - (len(group.paths) - group.supplements)  # forks only lower it
+        self.ahead.drop(_request_key(group.prompt_index, (SUPPLEMENT, i), 0) for i in range(most, group.budget))
 
     def _decides_early(self, lv: LivePath) -> bool:
         # a supplement's decision gets no slot, so it can wait for its segment's end
@@ -465,3 +545,8 @@ class _Loop:
         self.counters.requests += 1
         self.counters.prefill += context_len
         self.counters.prefill_new += context_len - lv.computed
+
+
+def _request_key(prompt_index: int, key: PathKey, request: int) -> str:
+    """The sampler key of a path's request: prompt, path key and the request's number along the path."""
+    return f"{prompt_index}/{'.'.join(map(str, key))}/{request}"

@@ -130,3 +130,20 @@ def certain_supplements(state: GroupState, *, beam_width: int, max_tool_calls: i
     if not eager:
         return 0 if forking or waiting else free
     return free - possible_forks(beam_width=beam_width, max_tool_calls=max_tool_calls, live=forking, waiting=waiting)
+
+
+def likely_supplements(state: GroupState, *, beam_width: int, max_tool_calls: int, fork_probability: float) -> int:
+    """Supplements the prompt will probably need: free slots less the forks expected if every open decision
+    forks with `fork_probability`. Only for sending requests ahead (speculation.py): a guess costs compute,
+    never a different sample."""
+    free = state.group.budget - len(state.group.paths)
+    growth = 1.0 + fork_probability * (beam_width - 1)  # expected paths one path becomes per decision
+    expected = sum(growth ** max(0, max_tool_calls - lv.next_decision() + 1) - 1
+                   for lv in state.live.values() if not lv.supplement)  # fmt: skip
+    expected += sum((beam_width - 1) * growth ** max(0, max_tool_calls - c.record.tool_index) for c in state.claims)
+    expected += sum(
+        fork_probability * (beam_width - 1) * growth ** max(0, max_tool_calls - d.tool_index)
+        for d in state.deferred
+        if not d.parent.supplement
+    )
+    return max(0, int(free - expected + 0.5))

@@ -19,7 +19,7 @@ of one other request drawn at random. `batch` and `lifo` never stream windows.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -94,7 +94,7 @@ class ScriptedSampler:
         self.steps = 0
         self.requests: list[GenRequest] = []
         self.events: list[tuple[str, str, int]] = []
-        """("submit" | "window" | "finish", key, step count at the time), in the order they happened."""
+        """("submit" | "window" | "finish" | "abort", key, step count at the time), in the order they happened."""
         self._jobs: dict[str, _Job] = {}
         self._windows: list[Window] = []
         self._order = random.Random(schedule_seed)
@@ -160,6 +160,11 @@ class ScriptedSampler:
     def cancel(self) -> None:
         self._jobs.clear()
         self._windows.clear()
+
+    def abort(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            if self._jobs.pop(key, None) is not None:
+                self.events.append(("abort", key, self.steps))
 
     def _run_script(self, req: GenRequest) -> GenResult:
         ctx = ScriptContext(self.tokenizer.decode(req.prompt_ids), req, self.calls)

@@ -184,6 +184,16 @@ class VLLMSampler:
     def pending(self) -> int:
         return len(self._pending)
 
+    def abort(self, keys: Iterable[str]) -> None:
+        """Drop these pending requests (unknown keys are ignored); the others go on."""
+        wanted = set(keys)
+        ids = [request_id for request_id, key in self._pending.items() if key in wanted]
+        if ids:
+            self.llm.llm_engine.abort_request(ids, internal=False)
+        for request_id in ids:
+            del self._pending[request_id]
+            self._streams.pop(request_id, None)
+
     def cancel(self) -> None:
         if self._pending and self.llm is not None:
             self.llm.llm_engine.abort_request(list(self._pending), internal=False)

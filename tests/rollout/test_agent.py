@@ -282,6 +282,7 @@ def test_same_seed_gives_the_same_tree():
     cfg = config(branching={"rule": "stochastic"})
     a, _, _ = run(agent_script(calls=2, entropy_after=[1.2, 0.8]), cfg, prompts=3, seed=7)
     b, _, _ = run(agent_script(calls=2, entropy_after=[1.2, 0.8]), cfg, prompts=3, seed=7)
+
     def tree(batch):
         groups = [g.to_dict() for g in batch.groups]
         for g in groups:

@@ -383,6 +383,22 @@ def test_vllm_window_is_reported_mid_decode_and_the_sample_is_what_it_is_without
 
 
 @pytest.mark.slow
+def test_vllm_abort_drops_one_request_and_the_other_samples_as_it_would_alone(smol_vllm: VLLMSampler) -> None:
+    tok = smol_vllm.tokenizer
+    keep, drop = GenRequest(chat(tok, COUNT), 12, seed=3), GenRequest(chat(tok, STORY), 24, seed=4)
+    (expected,) = smol_vllm.generate([keep], temperature=1.0, top_p=1.0)
+    smol_vllm.submit("keep", keep, temperature=1.0, top_p=1.0)
+    smol_vllm.submit("drop", drop, temperature=1.0, top_p=1.0)
+    finished = smol_vllm.step()  # prefill
+    smol_vllm.abort(["drop", "never-submitted"])
+    assert smol_vllm.pending() == 1
+    while smol_vllm.pending():
+        finished += smol_vllm.step()
+    assert [key for key, _ in finished] == ["keep"]
+    assert finished[0][1].token_ids == expected.token_ids
+
+
+@pytest.mark.slow
 def test_vllm_cancel_drops_pending_requests_and_generate_works_after(smol_vllm: VLLMSampler) -> None:
     request = GenRequest(chat(smol_vllm.tokenizer, STORY), 16, seed=8)
     smol_vllm.submit("a", request, temperature=1.0, top_p=1.0)

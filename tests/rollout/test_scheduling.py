@@ -51,7 +51,7 @@ def comparable(batch: RolloutBatch) -> tuple[list[dict[str, Any]], dict[str, flo
         for p in g["paths"]:
             for c in p["tool_calls"]:
                 c.pop("latency_ms")
-    skip = ("time/", "throughput/", "tools/latency", "rollout/sampler_steps", "rollout/rounds")
+    skip = ("time/", "throughput/", "tools/latency", "rollout/sampler_steps", "rollout/rounds", "rollout/ahead")
     metrics = {k: v for k, v in batch.metrics.items() if not k.startswith(skip)}
     return groups, metrics
 
@@ -142,10 +142,11 @@ def events(sampler: ScriptedSampler, kind: str, prefix: str) -> list[int]:
     return [i for i, (k, key, _) in enumerate(sampler.events) if k == kind and key.startswith(prefix)]
 
 
-def single_call_run(script, cfg, *, eager: bool) -> tuple[RolloutBatch, ScriptedSampler]:
+def single_call_run(script, cfg, *, eager: bool, schedule: str | None = None) -> tuple[RolloutBatch, ScriptedSampler]:
     sampler = ScriptedSampler(script, VOCAB, schedule="tokens")
     deps = RolloutDeps(sampler, {"upper": UpperTool()}, get_format("tags"), random.Random(0))
-    return run_rollouts([Sample("q")], cfg, deps, eager=eager), sampler
+    schedule = schedule or ("eager" if eager else "literal")
+    return run_rollouts([Sample("q")], cfg, deps, schedule=schedule), sampler  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("eager", [True, False])
@@ -188,4 +189,60 @@ def test_a_fork_starts_when_its_window_is_decoded_not_when_the_segment_ends(eage
     assert (fork_starts < events(sampler, "finish", parent_segment)[0]) == eager
     assert bool(events(sampler, "window", parent_segment)) == eager
     reference, _ = single_call_run(script, cfg, eager=not eager)
+    assert comparable(batch) == comparable(reference)
+
+
+def test_a_fork_is_sent_with_its_parents_continuation_and_adopted_when_granted():
+    def script(ctx: ScriptContext) -> Reply:
+        if results_so_far(ctx) == 0:
+            return Reply("<upper>a</upper>", 1.0)
+        return Reply("<think>" + "x" * 100 + "</think><answer>\\boxed{1}</answer>", 3.0)  # rising: forks
+
+    cfg = config(rollout={"group_size": 2, "initial_samples": 1, "max_tool_calls": 1})
+    batch, sampler = single_call_run(script, cfg, eager=True, schedule="ahead")
+    assert batch.metrics["branch/forks"] == 1
+    [parent_continues] = events(sampler, "submit", "0/0.0/1")
+    [fork_starts] = events(sampler, "submit", "0/0.0.1.0/0")  # sent once: adopted, not sent again
+    assert fork_starts == parent_continues + 1
+    assert not events(sampler, "abort", "0/0.0.1.0/")
+    # a supplement was likely too (at alpha = 0.5), until the fork took the last slot
+    assert events(sampler, "submit", "0/2.0/0") and batch.groups[0].supplements == 0
+    assert batch.metrics["rollout/ahead_sent"] == 2 and batch.metrics["rollout/ahead_discarded"] == 1
+    reference, _ = single_call_run(script, cfg, eager=False)
+    assert comparable(batch) == comparable(reference)
+
+
+def test_a_fork_sent_ahead_is_aborted_when_the_decision_does_not_fork():
+    def script(ctx: ScriptContext) -> Reply:
+        if results_so_far(ctx) == 0:
+            return Reply("<upper>a</upper>", 1.0)
+        return Reply("<think>" + "x" * 100 + "</think><answer>\\boxed{1}</answer>", 0.5)  # falling: no fork
+
+    cfg = config(rollout={"group_size": 2, "initial_samples": 1, "max_tool_calls": 1})
+    batch, sampler = single_call_run(script, cfg, eager=True, schedule="ahead")
+    assert batch.metrics["branch/forks"] == 0 and batch.groups[0].supplements == 1
+    [aborted] = events(sampler, "abort", "0/0.0.1.0/0")
+    assert aborted < events(sampler, "finish", "0/0.0/1")[0]  # at the decision, not when the parent ends
+    assert batch.metrics["rollout/ahead_discarded"] == 1
+    reference, _ = single_call_run(script, cfg, eager=False)
+    assert comparable(batch) == comparable(reference)
+
+
+def test_a_likely_supplement_decodes_ahead_but_calls_its_tool_only_once_it_is_certain():
+    def script(ctx: ScriptContext) -> Reply:
+        if results_so_far(ctx) == 0:
+            return Reply("<think>" + "x" * 30 + "</think><upper>a</upper>", 1.0)
+        return Reply("<answer>\\boxed{1}</answer>", 1.0)
+
+    # M=4, N=2, one call each, never forking (tau): 2 supplements. At alpha = 0.5 the two open decisions
+    # are expected to fork once, so one supplement is likely from the start and decodes at once.
+    cfg = config(rollout={"group_size": 4, "initial_samples": 2, "max_tool_calls": 1}, branching={"tau": 10.0})
+    batch, sampler = single_call_run(script, cfg, eager=True, schedule="ahead")
+    assert batch.groups[0].supplements == 2
+    [ahead] = events(sampler, "submit", "0/2.0/0")
+    assert ahead < events(sampler, "finish", "0/0.0/0")[0]
+    first_decision = min(events(sampler, "window", "0/0.0/1") + events(sampler, "window", "0/0.1/1"))
+    [after_its_tool] = events(sampler, "submit", "0/2.0/1")
+    assert after_its_tool > first_decision  # its first segment waited, its tool had not run
+    reference, _ = single_call_run(script, cfg, eager=False)
     assert comparable(batch) == comparable(reference)

@@ -69,7 +69,7 @@ def tree_digest(batch: Any) -> str:
         for p in g["paths"]:
             for c in p["tool_calls"]:
                 c.pop("latency_ms")
-    skip = ("time/", "throughput/", "tools/latency", "rollout/sampler_steps", "rollout/rounds")
+    skip = ("time/", "throughput/", "tools/latency", "rollout/sampler_steps", "rollout/rounds", "rollout/ahead")
     metrics = {k: v for k, v in sorted(batch.metrics.items()) if not k.startswith(skip)}
     blob = json.dumps([groups, metrics], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -90,16 +90,19 @@ def test_every_schedule_samples_the_recorded_trees(name: str) -> None:
             assert tree_digest(batch) == recorded[str(seed)], (seed, schedule, schedule_seed)
 
 
+@pytest.mark.parametrize("schedule", ["literal", "eager"])
 @pytest.mark.parametrize("name", CASES)
-def test_the_algorithms_literal_order_samples_the_recorded_trees(name: str) -> None:
-    """eager=False: supplements once every other path has ended, decisions at the end of their segment."""
+def test_the_other_schedules_sample_the_recorded_trees(name: str, schedule: Any) -> None:
+    """`literal`: supplements once every other path has ended, decisions at the end of their segment;
+    `eager`: each as soon as it is certain, nothing sent ahead (the default `ahead` is tested above)."""
     recorded = json.loads(DIGESTS.read_text())[name]
     for seed in SEEDS:
         sampler = ScriptedSampler(seeded_script, VOCAB, schedule="tokens")
         deps = RolloutDeps(sampler, {"upper": JitteryUpperTool()}, get_format("tags"), random.Random(seed))
-        batch = run_rollouts([Sample(f"question {i}") for i in range(3)], case_config(name), deps, eager=False)
+        batch = run_rollouts([Sample(f"question {i}") for i in range(3)], case_config(name), deps, schedule=schedule)
         assert tree_digest(batch) == recorded[str(seed)], seed
-        assert not [kind for kind, _, _ in sampler.events if kind == "window"]
+        kinds = {kind for kind, _, _ in sampler.events}
+        assert "abort" not in kinds and ("window" in kinds) == (schedule == "eager")
 
 
 def test_the_recorded_cases_fork_and_supplement() -> None:
