@@ -31,6 +31,8 @@ class GroupState:
     supplement_rounds: set[int] = field(default_factory=set)
     """The same for supplements: kept apart, since the other paths decided before any supplement existed."""
     deferred: list[DeferredDecision] = field(default_factory=list)
+    shadows: dict[PathKey, LivePath] = field(default_factory=dict)
+    """Supplements running ahead of their certainty, tools included: not in the tree until adopted."""
     """Branch decisions that wait for earlier rounds to settle (consecutive-branch penalty only)."""
     prompt_sent: bool = False
     max_depth: int = 0
@@ -54,6 +56,12 @@ class LivePath:
     it, counting a fork's wait for its parent and a supplement's wait for its group."""
     requests: int = 0
     """Segments this path has asked for (names its requests' seeds)."""
+    shadow: bool = False
+    """A supplement running before it is certain (`GroupState.shadows`); its work counts once adopted."""
+    dropped: bool = False
+    """A shadow that can no longer be needed: whatever of it still comes back is ignored."""
+    work: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    """A shadow's generated, prefilled, newly prefilled tokens and requests, until it is adopted."""
 
     @property
     def supplement(self) -> bool:

@@ -20,6 +20,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from arpo_engine.rollout.sampler import GenRequest, GenResult
 
+SIDE_EFFECT_FREE_KINDS = frozenset({"python", "search", "calculator"})
+"""Tool kinds whose calls touch nothing outside their own sandbox or process (python runs in a fresh
+sandbox without network; search reads a local corpus): a call for a path that is then dropped only
+costs its compute. `http` posts to someone's endpoint, so it is never called ahead."""
+
 
 @runtime_checkable
 class AbortSampler(Protocol):

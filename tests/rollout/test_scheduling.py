@@ -1,6 +1,7 @@
 """The loop without rounds: a path goes on as soon as its tool returns, and the trees it builds do not
 depend on the order in which segments and tool calls finish."""
 
+import dataclasses
 import random
 import time
 from collections.abc import Mapping
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from arpo_engine.config import ToolConfig
 from arpo_engine.rollout.agent import RolloutBatch, RolloutDeps, run_rollouts
 from arpo_engine.rollout.formats import get_format
 from arpo_engine.rollout.scripted import Reply, ScriptContext, ScriptedSampler
@@ -228,21 +230,45 @@ def test_a_fork_sent_ahead_is_aborted_when_the_decision_does_not_fork():
     assert comparable(batch) == comparable(reference)
 
 
-def test_a_likely_supplement_decodes_ahead_but_calls_its_tool_only_once_it_is_certain():
-    def script(ctx: ScriptContext) -> Reply:
-        if results_so_far(ctx) == 0:
-            return Reply("<think>" + "x" * 30 + "</think><upper>a</upper>", 1.0)
-        return Reply("<answer>\\boxed{1}</answer>", 1.0)
+def slow_b_script(ctx: ScriptContext) -> Reply:
+    """Path b (the second request) thinks long before its call; everyone else calls at once."""
+    if results_so_far(ctx) == 0:
+        slow = ctx.call == 1 or "slow" in ctx.text
+        return Reply("<think>slow" + "x" * 600 + "</think><upper>b</upper>" if slow else "<upper>a</upper>", 1.0)
+    return Reply("<answer>\\boxed{1}</answer>", 1.0)
 
-    # M=4, N=2, one call each, never forking (tau): 2 supplements. At alpha = 0.5 the two open decisions
-    # are expected to fork once, so one supplement is likely from the start and decodes at once.
-    cfg = config(rollout={"group_size": 4, "initial_samples": 2, "max_tool_calls": 1}, branching={"tau": 10.0})
-    batch, sampler = single_call_run(script, cfg, eager=True, schedule="ahead")
+
+def ahead_run(cfg: Any) -> tuple[RolloutBatch, SlowStepSampler, UpperTool]:
+    sampler, tool = SlowStepSampler(slow_b_script, VOCAB, schedule="tokens"), UpperTool()
+    deps = RolloutDeps(sampler, {"upper": tool}, get_format("tags"), random.Random(0))
+    return run_rollouts([Sample("q")], cfg, deps, schedule="ahead"), sampler, tool
+
+
+# M=4, N=2, one call each, never forking (tau): 2 supplements. At alpha = 0.5 the two open decisions are
+# expected to fork once, so one supplement is likely from the start.
+LIKELY = config(rollout={"group_size": 4, "initial_samples": 2, "max_tool_calls": 1}, branching={"tau": 10.0})
+
+
+def test_a_likely_supplement_runs_ahead_tool_calls_included_when_no_tool_acts_outside_its_sandbox():
+    batch, sampler, tool = ahead_run(LIKELY)
     assert batch.groups[0].supplements == 2
     [ahead] = events(sampler, "submit", "0/2.0/0")
-    assert ahead < events(sampler, "finish", "0/0.0/0")[0]
-    first_decision = min(events(sampler, "window", "0/0.0/1") + events(sampler, "window", "0/0.1/1"))
     [after_its_tool] = events(sampler, "submit", "0/2.0/1")
-    assert after_its_tool > first_decision  # its first segment waited, its tool had not run
-    reference, _ = single_call_run(script, cfg, eager=False)
+    assert ahead < after_its_tool < events(sampler, "finish", "0/0.1/0")[0]  # while b still thinks
+    assert tool.calls == 4  # no call for a path the tree does not hold
+    reference, _ = single_call_run(slow_b_script, LIKELY, eager=False)
+    assert comparable(batch) == comparable(reference)
+
+
+def test_with_a_tool_that_acts_outside_its_sandbox_a_likely_supplement_waits_at_its_call():
+    hook = ToolConfig(name="hook", kind="http", options={"url": "https://example.invalid/hook"})
+    cfg = dataclasses.replace(LIKELY, tools=(hook,))
+    batch, sampler, tool = ahead_run(cfg)
+    assert batch.groups[0].supplements == 2
+    [ahead] = events(sampler, "submit", "0/2.0/0")
+    decision = events(sampler, "window", "0/0.0/1")[0]  # path a decides: one supplement is certain
+    [after_its_tool] = events(sampler, "submit", "0/2.0/1")
+    assert ahead < decision < after_its_tool
+    assert tool.calls == 4
+    reference, _ = single_call_run(slow_b_script, cfg, eager=False)
     assert comparable(batch) == comparable(reference)
