@@ -168,7 +168,9 @@ class OptimConfig:
     micro_batch_tokens: int = 8192
     """Tokens per forward/backward before accumulating gradients; bounds memory."""
     precision: str = "fp32"
-    """Learner compute: `fp32`, or `bf16` autocast (weights, optimizer state and log-prob sums stay fp32)."""
+    """Learner compute: `fp32`; `bf16` autocast (weights, optimizer state and log-prob sums stay fp32), used
+    only where the device has native bf16 matrix products (else fp32, and the run's log says why); `auto`:
+    bf16 where it is native, fp32 elsewhere."""
     device: str = "auto"
     """Where the learner (policy and reference model) trains: `auto` (`cuda` when present, else `cpu`),
     `cpu`, `cuda` or `cuda:N`. On the sampler's GPU, `rollout.memory_fraction` leaves the rest to training."""
@@ -316,8 +318,8 @@ class RunConfig:
             raise ConfigError("branching.consecutive_penalty must be in [0, 1)")
         if self.optim.tree_attention not in ("auto", "segments", "flex"):
             raise ConfigError(f"optim.tree_attention must be auto, segments or flex, not {self.optim.tree_attention!r}")
-        if self.optim.precision not in ("fp32", "bf16"):
-            raise ConfigError(f"optim.precision must be fp32 or bf16, not {self.optim.precision!r}")
+        if self.optim.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"optim.precision must be auto, fp32 or bf16, not {self.optim.precision!r}")
         self._validate_devices()
         self._validate_lora()
         self._validate_distributed()

@@ -18,7 +18,13 @@ import torch
 
 from arpo_engine.advantages import entropy_aware_advantages, entropy_moments
 from arpo_engine.config import AlgorithmConfig, OptimConfig
-from arpo_engine.device import autocast, checkpointing, enable_activation_checkpointing, resolve_device
+from arpo_engine.device import (
+    autocast,
+    checkpointing,
+    enable_activation_checkpointing,
+    learner_precision,
+    resolve_device,
+)
 from arpo_engine.logprobs import token_logprobs
 from arpo_engine.lora import apply_lora
 from arpo_engine.losses import LossInputs, LossSettings, compute_loss
@@ -161,6 +167,8 @@ class Learner:
         if optim.activation_checkpointing:
             enable_activation_checkpointing(model)
         self.optim_cfg = optim
+        self.precision, self.precision_note = learner_precision(optim.precision, self.device)
+        """What the learner computes in (`fp32` or `bf16`) and, when it differs from optim.precision, why."""
         flex, why_not = optim.tree_attention, flex_unsupported(model, self.device)
         if flex == "flex" and why_not:
             raise ValueError(f"optim.tree_attention=flex {why_not}")
@@ -222,7 +230,7 @@ class Learner:
         return padded
 
     def _logprobs(self, model: Any, padded: Padded, *, with_entropy: bool = False) -> Any:
-        with autocast(self.device, self.optim_cfg.precision), checkpointing(model):
+        with autocast(self.device, self.precision), checkpointing(model):
             if padded.tree is not None:
                 return tree_token_logprobs(
                     model, padded.tree, padded.mask > 0, temperature=self.temperature, with_entropy=with_entropy

@@ -140,9 +140,7 @@ def seeded_rng(config: RunConfig) -> random.Random:
     return random.Random(config.seed)
 
 
-def check_data(
-    config: RunConfig, tokenizer: Any, tools: Any, *, train: bool = True
-) -> tuple[list[Any], list[Any]]:
+def check_data(config: RunConfig, tokenizer: Any, tools: Any, *, train: bool = True) -> tuple[list[Any], list[Any]]:
     """Load and check the prompts before any model is loaded: every error names its file and line.
 
     `train=False` (evaluation) neither needs nor reads the training split.
@@ -301,6 +299,8 @@ def run_training(
         temperature=config.rollout.temperature or 1.0,
         seed=config.seed,
     )
+    if learner.precision_note:
+        log(learner.precision_note)
     rng = seeded_rng(config)
     cursor = DataCursor(len(plan.train_samples), config.seed, config.data.shuffle)
     start_step = 0

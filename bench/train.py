@@ -135,7 +135,7 @@ def tree_main(args: argparse.Namespace) -> int:
     sides = {"arpo_tree": (arpo, True), "arpo_paths": (arpo, False), "grpo_tree": (grpo, True), "grpo_paths": (grpo, False)}
     learners = {
         name: Learner(copy.deepcopy(model), optim=OptimConfig(lr=1e-7, mini_batch_prompts=args.tree_prompts,
-                      micro_batch_tokens=16384, precision="bf16", trainable_layers=8, tree_pack=packed),
+                      micro_batch_tokens=16384, precision="auto", trainable_layers=8, tree_pack=packed),
                       algorithm=AlgorithmConfig(), pad_token_id=tokenizer.eos_token_id)
         for name, (_, packed) in sides.items()
     }  # fmt: skip

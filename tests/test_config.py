@@ -87,7 +87,7 @@ def test_invalid_yaml_is_a_config_error(tmp_path):
 
 
 def test_unknown_learner_precision_is_rejected_with_the_valid_choices():
-    with pytest.raises(ConfigError, match=r"optim\.precision must be fp32 or bf16, not 'fp16'"):
+    with pytest.raises(ConfigError, match=r"optim\.precision must be auto, fp32 or bf16, not 'fp16'"):
         RunConfig.from_dict({"optim": {"precision": "fp16"}}).validate()
 
 

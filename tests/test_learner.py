@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
+from arpo_engine import device
 from arpo_engine.config import AlgorithmConfig, OptimConfig
 from arpo_engine.learner import Learner, TrainSequence
 from tests.toy import small_llama, toy_batch
@@ -91,18 +92,43 @@ def test_trainable_layers_leaves_embeddings_and_lower_blocks_untouched(base_mode
         top = name.startswith("model.layers.2.") or name == "model.norm.weight"
         if not top:
             assert not moved, f"{name} changed although it is frozen"
-    assert any(not torch.equal(after[n], p) for n, p in base_model.named_parameters() if n.startswith("model.layers.2."))
+    assert any(
+        not torch.equal(after[n], p) for n, p in base_model.named_parameters() if n.startswith("model.layers.2.")
+    )
 
 
-def test_bf16_autocast_takes_nearly_the_same_step_as_fp32(base_model):
+def test_bf16_autocast_takes_nearly_the_same_step_as_fp32(base_model, monkeypatch):
+    # bf16 for real, also on CPUs that only emulate it (slow there, but this model is tiny)
+    monkeypatch.setattr(device, "native_bf16", lambda _device: True)
     exact, mixed = copy.deepcopy(base_model), copy.deepcopy(base_model)
     learner_for(exact, lr=1e-3).update(make_batch())
-    learner_for(mixed, lr=1e-3, precision="bf16").update(make_batch())
+    bf16 = learner_for(mixed, lr=1e-3, precision="bf16")
+    assert bf16.precision == "bf16" and bf16.precision_note is None
+    bf16.update(make_batch())
     before, after_a, after_b = params(base_model), params(exact), params(mixed)
     delta_a = torch.cat([(after_a[n] - before[n]).flatten() for n in before])
     delta_b = torch.cat([(after_b[n] - before[n]).flatten() for n in before])
     assert all(p.dtype == torch.float32 for p in mixed.parameters())
     assert torch.nn.functional.cosine_similarity(delta_a, delta_b, dim=0) > 0.9
+
+
+def test_bf16_without_native_support_trains_in_fp32_and_says_why(base_model, monkeypatch):
+    monkeypatch.setattr(device, "native_bf16", lambda _device: False)
+    exact, asked_bf16 = copy.deepcopy(base_model), copy.deepcopy(base_model)
+    learner_for(exact, lr=1e-3).update(make_batch())
+    learner = learner_for(asked_bf16, lr=1e-3, precision="bf16")
+    assert learner.precision == "fp32"
+    assert "no native bf16 matrix products" in learner.precision_note and "training in fp32" in learner.precision_note
+    learner.update(make_batch())
+    after_exact, after_fallback = params(exact), params(asked_bf16)
+    assert all(torch.equal(after_exact[n], after_fallback[n]) for n in after_exact)
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_is_bf16_only_where_the_device_has_it(base_model, monkeypatch, native, expected):
+    monkeypatch.setattr(device, "native_bf16", lambda _device: native)
+    learner = learner_for(copy.deepcopy(base_model), precision="auto")
+    assert (learner.precision, learner.precision_note) == (expected, None)
 
 
 def test_kl_penalty_runs_through_the_learner_against_a_frozen_reference(base_model):
@@ -123,7 +149,9 @@ def test_kl_penalty_runs_through_the_learner_against_a_frozen_reference(base_mod
     assert first["loss/kl"] > 0 and second["loss/kl"] > 0
     assert all(not p.requires_grad for p in reference.parameters())
     assert all(torch.equal(a, b) for a, b in zip(reference.parameters(), base_model.parameters(), strict=True))
-    moved = sum(float((a - b).detach().norm()) for a, b in zip(with_kl.parameters(), without_kl.parameters(), strict=True))
+    moved = sum(
+        float((a - b).detach().norm()) for a, b in zip(with_kl.parameters(), without_kl.parameters(), strict=True)
+    )
     assert moved > 0, "the KL term did not change the update"
 
 
