@@ -2,9 +2,14 @@
 
 The service asks Ray for `estimate(config).ray_resources()` before it starts a run, and the vLLM
 sampler sizes its KV cache with `kv_cache_bytes(config)` instead of a fixed fraction of RAM or GPU
-memory: every path of a step decodes at once (train_batch_prompts x M paths), each at most
-max_prompt_tokens + max_response_tokens long, plus headroom. Prefix caching makes forks share their
-prefix's blocks, so this is an upper bound for ARPO. The model's shape comes from its config.json.
+memory. The worst case of a step: every path of every prompt decoding at once, each at its full
+response budget (tool results count in it) plus a part-filled block. With prefix caching a prompt's
+paths share its blocks, and a fork shares its parent's up to the boundary, so a prompt needs at most
+max_prompt_tokens + M x (max_response_tokens + a block); without it every path holds its own prompt.
+Sized so, the cache never has to preempt a request (which would re-run it), and it is a few percent
+of what a fixed fraction of RAM gave. The greedy evaluation (one path per prompt, more prompts) may
+need more; vLLM then queues its excess requests, which costs time, not correctness. The model's shape
+comes from its config.json.
 
 Learner bytes: fp32 weights; fp32 gradients and two AdamW moments for the trainable share; a
 reference copy when the KL term needs one; activations of one micro-batch (per token and layer about
@@ -21,8 +26,11 @@ from typing import Any
 
 from arpo_engine.config import RunConfig
 
-KV_HEADROOM = 1.25
-"""Extra KV cache over the batch's worst case: block rounding, the greedy eval batch, preemption slack."""
+KV_HEADROOM = 1.1
+"""Extra KV cache over the step's worst case, for prompts whose first blocks are computed side by side."""
+KV_BLOCK = 32
+"""Tokens per KV block (vLLM's CPU build takes 32 at least, GPUs default to 16): a path's last block is
+part-filled."""
 RUNTIME_BYTES = 1_500 << 20
 """Python, torch, tokenizers and vLLM's own buffers in one process, measured at about 1.2-1.5 GB here."""
 ACTIVATION_FACTOR = 20
@@ -80,14 +88,22 @@ def model_shape(config: RunConfig) -> ModelShape:
     return ModelShape.from_config_file(path / "config.json")
 
 
+def kv_cache_tokens(config: RunConfig) -> int:
+    """Tokens of KV cache a step needs at most (see the module docstring), with `KV_HEADROOM`; at least
+    one full context."""
+    r, max_len = config.rollout, config.model.max_model_len
+    prompt = min(config.data.max_prompt_tokens, max_len)
+    per_path = min(r.max_response_tokens, max_len - 1) + KV_BLOCK
+    shared = r.enable_prefix_caching  # a prompt's paths share its blocks, a fork its parent's
+    per_prompt = prompt + r.group_size * per_path if shared else r.group_size * (prompt + per_path)
+    return max(int(config.optim.train_batch_prompts * per_prompt * KV_HEADROOM), max_len)
+
+
 def kv_cache_bytes(config: RunConfig, shape: ModelShape | None = None) -> int:
-    """KV cache for every path of a step decoding at once, with `KV_HEADROOM`; at least one full context."""
+    """`kv_cache_tokens` in bytes: keys and values of every layer, in the sampler's dtype."""
     shape = shape or model_shape(config)
-    r = config.rollout
     per_token = 2 * shape.layers * shape.kv_heads * shape.head_dim * _DTYPE_BYTES[config.model.dtype]
-    context = min(config.data.max_prompt_tokens + r.max_response_tokens, config.model.max_model_len)
-    paths = config.optim.train_batch_prompts * r.group_size
-    return int(max(paths * context * KV_HEADROOM, config.model.max_model_len) * per_token)
+    return kv_cache_tokens(config) * per_token
 
 
 def learner_bytes(config: RunConfig, shape: ModelShape | None = None) -> int:

@@ -147,6 +147,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=2, help="repeat GRPO vs ARPO over this many seeds")
     parser.add_argument("--sections", default="loop,arpo,sandbox", help="comma-separated: loop, arpo, sandbox")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"of {', '.join(WORKLOADS)}")
+    parser.add_argument("--arms", default=",".join(name for name, _, _ in ARMS), help="which configurations to run")
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench_rollout.json"))
     args = parser.parse_args()
     sections = set(args.sections.split(","))
@@ -209,7 +210,8 @@ def _grpo_vs_arpo(args: Any, base: Any, samples: list[Any], sampler: Any, tools:
     rows = []
     for seed in range(args.seeds):
         for workload in args.workloads.split(","):
-            for name, branching, schedule in ARMS if seed % 2 == 0 else ARMS[::-1]:
+            arms = [arm for arm in ARMS if arm[0] in args.arms.split(",")]
+            for name, branching, schedule in arms if seed % 2 == 0 else arms[::-1]:
                 cfg = _config(base, branching=branching, group_size=args.group_size, initial=args.initial,
                               calls=WORKLOADS[workload])  # fmt: skip
                 load, cpu = os.getloadavg()[0], _cpu_seconds()

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from arpo_engine.config import RunConfig
-from arpo_engine.memory import estimate, kv_cache_bytes
+from arpo_engine.memory import estimate, kv_cache_bytes, kv_cache_tokens, model_shape
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,10 +22,19 @@ def test_memory_estimate_imports_without_torch():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
-def test_kv_cache_grows_with_the_paths_of_a_step(tiny_model_dir):
-    small = kv_cache_bytes(config(tiny_model_dir, group_size=4))
-    large = kv_cache_bytes(config(tiny_model_dir, group_size=16))
-    assert large == 4 * small
+def test_kv_cache_holds_each_prompt_once_and_m_response_budgets_beside_it(tiny_model_dir):
+    # 4 prompts of at most 1024 tokens (the default bound), M paths of 512 tokens and a 32-token block each
+    for m in (4, 16):
+        assert kv_cache_tokens(config(tiny_model_dir, group_size=m)) == int(4 * (1024 + m * (512 + 32)) * 1.1)
+    no_sharing = kv_cache_tokens(config(tiny_model_dir, group_size=16, enable_prefix_caching=False))
+    assert no_sharing == int(4 * 16 * (1024 + 512 + 32) * 1.1)
+
+
+def test_kv_cache_bytes_count_keys_and_values_of_every_layer(tiny_model_dir):
+    run = config(tiny_model_dir)
+    shape = model_shape(run)
+    per_token = 2 * shape.layers * shape.kv_heads * shape.head_dim * 4  # float32
+    assert kv_cache_bytes(run) == kv_cache_tokens(run) * per_token
 
 
 def test_activation_checkpointing_lowers_the_learner_estimate(tiny_model_dir):
