@@ -35,9 +35,22 @@ BASE_MODEL = ROOT / "var" / "models" / "smollm2-135m"
 TRAIN_CONFIG = ROOT / "configs" / "demo_train.yaml"
 PRESETS = {"arpo": "arpo_paper", "grpo": "grpo_baseline"}
 CURVE_KEYS = (
-    "reward/mean", "accuracy", "tools/calls_per_traj", "tools/calls_total", "rollout/tokens_generated",
-    "rollout/paths", "branch/forks", "time/step_s", "time/rollout_s", "time/update_s", "time/sync_s",
-    "eval/accuracy", "eval/tool_calls_per_traj", "format/ok_frac", "eval/format_ok", "entropy/token_mean",
+    "reward/mean",
+    "accuracy",
+    "tools/calls_per_traj",
+    "tools/calls_total",
+    "rollout/tokens_generated",
+    "rollout/paths",
+    "branch/forks",
+    "time/step_s",
+    "time/rollout_s",
+    "time/update_s",
+    "time/sync_s",
+    "eval/accuracy",
+    "eval/tool_calls_per_traj",
+    "format/ok_frac",
+    "eval/format_ok",
+    "entropy/token_mean",
 )
 
 
@@ -123,7 +136,9 @@ def plot(results: dict[str, Any], out: Path) -> None:
         axes[0].plot(steps, [h["reward/mean"] for h in run["history"]], style, marker="o", ms=3, label=name)
         axes[1].plot(steps, [h["accuracy"] for h in run["history"]], style, marker="o", ms=3, label=name)
         axes[2].plot(steps, [h["tools/calls_total"] for h in run["history"]], style, marker="o", ms=3, label=name)
-    for ax, title in zip(axes, ("train reward (mean over paths)", "train accuracy", "tool calls per step"), strict=True):
+    for ax, title in zip(
+        axes, ("train reward (mean over paths)", "train accuracy", "tool calls per step"), strict=True
+    ):
         ax.set_title(title)
         ax.set_xlabel("RL step")
         ax.grid(alpha=0.3)
@@ -133,13 +148,23 @@ def plot(results: dict[str, Any], out: Path) -> None:
     plt.close(fig)
 
     labels = ["base", "SFT", *results["runs"]]
-    values = [results["base"]["eval/accuracy"], results["sft"]["eval/accuracy"]]
-    values += [run["summary"]["heldout_accuracy"] for run in results["runs"].values()]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    bars = ax.bar(labels, [100 * v for v in values], color=["#999", "#69c"] + ["#d62" if n.startswith("arpo") else "#8a5" for n in results["runs"]])
-    ax.bar_label(bars, fmt="%.1f")
-    ax.set_ylabel(f"held-out accuracy, % of {results['eval_prompts']} prompts")
-    ax.set_title("Demo task, SmolLM2-135M-Instruct, greedy")
+    accuracy = [results["base"]["eval/accuracy"], results["sft"]["eval/accuracy"]]
+    accuracy += [run["summary"]["heldout_accuracy"] for run in results["runs"].values()]
+    format_ok = [results["base"].get("eval/format_ok", 0.0), results["sft"].get("eval/format_ok", 0.0)]
+    format_ok += [run["summary"].get("heldout_format_ok", 0.0) for run in results["runs"].values()]
+    colors = ["#999", "#69c"] + ["#d62" if n.startswith("arpo") else "#8a5" for n in results["runs"]]
+    x = list(range(len(labels)))
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    bars = ax.bar([i - 0.2 for i in x], [100 * v for v in accuracy], 0.4, color=colors, label="answer right")
+    ax.bar_label(bars, fmt="%.0f")
+    bars = ax.bar([i + 0.2 for i in x], [100 * v for v in format_ok], 0.4, color=colors, alpha=0.35, hatch="//",
+                  edgecolor="#555", label="format valid")  # fmt: skip
+    ax.bar_label(bars, fmt="%.0f", color="#555")
+    ax.set_xticks(x, labels)
+    ax.set_ylim(0, 112)
+    ax.set_ylabel(f"% of {results['eval_prompts']} held-out prompts")
+    ax.set_title("Demo task, SmolLM2-135M-Instruct, greedy: answer accuracy and format apart")
+    ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(out / "heldout_accuracy.png", dpi=110)
     plt.close(fig)
@@ -198,8 +223,14 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--trainable-layers", type=int, default=8)
     parser.add_argument("--eval-prompts", type=int, default=100)
-    parser.add_argument("--skip-base", action="store_true",
-                        help="add to an earlier result: reuse its base/SFT evals and keep its other runs")
+    parser.add_argument(
+        "--skip-base",
+        action="store_true",
+        help="add to an earlier result: reuse its base/SFT evals and keep its other runs",
+    )
+    parser.add_argument(
+        "--plot-only", action="store_true", help="redraw the charts and tables from <out>/arpo_vs_grpo.json"
+    )
     parser.add_argument("--out", default=str(ROOT / "docs"))
     parser.add_argument("--work", default=str(ROOT / "var" / "bench" / "arpo_vs_grpo"))
     args = parser.parse_args()
@@ -209,6 +240,11 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     results_path = out / "arpo_vs_grpo.json"
+    if args.plot_only:
+        results = json.loads(results_path.read_text())
+        plot(results, out)
+        print(report(results))
+        return 0
     started = time.perf_counter()
     eval_config = run_config(args, "arpo", 0, work)
 
