@@ -23,6 +23,7 @@ from arpo_engine.device import (
     checkpointing,
     enable_activation_checkpointing,
     learner_precision,
+    release_freed_memory,
     resolve_device,
 )
 from arpo_engine.logprobs import token_logprobs
@@ -273,6 +274,8 @@ class Learner:
             for mini in minis:
                 logs.append(self._step(mini))
                 tokens += sum(s.length for s in mini)
+        if self.device.type == "cpu":
+            release_freed_memory()  # activations and logits are gone: don't carry their pages into the rollout
         elapsed = time.perf_counter() - started
         metrics = {k: sum(d[k] for d in logs) / len(logs) for k in logs[0]} if logs else {}
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
