@@ -73,7 +73,8 @@ DEFAULT_DESCRIPTION = (
 # tracebacks free of its own frames, shows source lines in them, and prints the value of a bare
 # last expression like a notebook cell would (the paper's python tool shows it too).
 _RUNNER = r"""
-import ast, linecache, sys, traceback
+import sys
+import _ast as ast  # the C module: `ast`, `linecache` and `traceback` cost ~18 ms of imports per call
 try:  # if the host runs out of memory, the kernel should kill sandbox code first
     with open("/proc/self/oom_score_adj", "w") as f:
         f.write("1000")
@@ -82,10 +83,9 @@ except OSError:
 src = sys.argv[1]
 sys.argv = ["main.py"]
 fn = "main.py"
-linecache.cache[fn] = (len(src), None, src.splitlines(True), fn)
 env = {"__name__": "__main__", "__file__": fn, "__builtins__": __builtins__}
 try:
-    tree = ast.parse(src, fn)
+    tree = compile(src, fn, "exec", ast.PyCF_ONLY_AST)
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body.pop().value)
@@ -97,6 +97,8 @@ try:
 except SystemExit:
     raise
 except BaseException as exc:
+    import linecache, traceback  # only now: a traceback shows the code's own lines from this cache
+    linecache.cache[fn] = (len(src), None, src.splitlines(True), fn)
     # A SyntaxError's own message points at the line; the frames above it are the runner's.
     syntax = isinstance(exc, SyntaxError)
     tb = None if syntax or exc.__traceback__ is None else exc.__traceback__.tb_next

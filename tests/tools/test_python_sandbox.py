@@ -72,6 +72,7 @@ def test_exception_is_reported_with_its_traceback_and_exit_code(python: PythonTo
     assert result.error == "exit_code"
     assert "ZeroDivisionError: division by zero" in result.output
     assert 'File "main.py", line 3' in result.output
+    assert "print(a / b)" in result.output.split('File "main.py", line 3', 1)[1]  # the code's own line
     assert result.output.endswith("[exit code 1]")
 
 
