@@ -151,6 +151,10 @@ class AlgorithmConfig:
     the token-mean and the mini-batches), or `drop` them before the learner (DAPO-style)."""
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+"""`optim.precision`: `auto` is bf16 where the device has native bf16 matrix products, fp32 elsewhere."""
+
+
 @dataclass(frozen=True)
 class OptimConfig:
     lr: float = 1e-6
@@ -318,7 +322,7 @@ class RunConfig:
             raise ConfigError("branching.consecutive_penalty must be in [0, 1)")
         if self.optim.tree_attention not in ("auto", "segments", "flex"):
             raise ConfigError(f"optim.tree_attention must be auto, segments or flex, not {self.optim.tree_attention!r}")
-        if self.optim.precision not in ("auto", "fp32", "bf16"):
+        if self.optim.precision not in PRECISIONS:
             raise ConfigError(f"optim.precision must be auto, fp32 or bf16, not {self.optim.precision!r}")
         self._validate_devices()
         self._validate_lora()

@@ -108,7 +108,7 @@ ADVANCED: frozenset[str] = frozenset(
 """Rarely changed: folded in the form."""
 
 _CHOICES_BY_HAND: dict[str, tuple[str, ...]] = {
-    "optim.precision": ("auto", "fp32", "bf16"),
+    "optim.precision": config_module.PRECISIONS,
     "optim.tree_attention": ("auto", "segments", "flex"),
 }
 """String fields whose allowed values `RunConfig.validate` checks rather than the type (a Literal)."""

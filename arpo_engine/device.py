@@ -23,8 +23,7 @@ from typing import Any
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16")
-"""`optim.precision`: `auto` is bf16 where the device has native bf16 matrix products, fp32 elsewhere."""
+from arpo_engine.config import PRECISIONS
 
 
 def resolve_device(name: str = "auto") -> torch.device:
