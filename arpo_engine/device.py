@@ -46,7 +46,9 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     if device.type == "cpu":
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        # Not oneDNN's `_is_mkldnn_bf16_supported`: it is true on any AVX512 CPU, where bf16 products are
+        # converted in software (a 2048x576 by 576x1536 product: 56 ms in bf16, 16 ms in fp32, measured).
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     return False
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -122,6 +123,13 @@ def test_bf16_without_native_support_trains_in_fp32_and_says_why(base_model, mon
     learner.update(make_batch())
     after_exact, after_fallback = params(exact), params(asked_bf16)
     assert all(torch.equal(after_exact[n], after_fallback[n]) for n in after_exact)
+
+
+def test_cpu_bf16_counts_as_native_only_with_bf16_instructions():
+    # oneDNN reports bf16 support on any AVX512 CPU, where the products are converted in software
+    # and run slower than fp32; only AVX512-BF16 or AMX make bf16 the faster choice.
+    flags = set(Path("/proc/cpuinfo").read_text().split())
+    assert device.native_bf16(torch.device("cpu")) == bool({"avx512_bf16", "amx_bf16"} & flags)
 
 
 @pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp32")])
