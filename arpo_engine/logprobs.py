@@ -10,13 +10,13 @@ chunk of logits exists at any moment in either pass.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, NamedTuple
 
 import torch
 from torch.utils.checkpoint import checkpoint
 
-DEFAULT_CHUNK_SIZE = 1024
-"""Positions per LM-head chunk; peak extra memory is about chunk_size * V * 4 bytes (twice with entropy)."""
+from arpo_engine.memory import chunk_rows
 
 
 class TokenLogprobs(NamedTuple):
@@ -49,7 +49,7 @@ def token_logprobs(
     attention_mask: torch.Tensor,
     *,
     position_ids: torch.Tensor | None = None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
     temperature: float = 1.0,
     with_entropy: bool = False,
     select: torch.Tensor | None = None,
@@ -63,8 +63,6 @@ def token_logprobs(
     the others come back as 0. In agentic RL most positions are prompt and tool results, and the head
     (V x H per position) is a large share of a small model's compute, so this skips real work.
     """
-    if chunk_size < 1:
-        raise ValueError("chunk_size must be at least 1")
     _check_plain_head(model)
     if position_ids is None:
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
@@ -81,7 +79,37 @@ def token_logprobs(
             raise ValueError(f"select has shape {tuple(select.shape)}, expected {(batch, length - 1)}")
         picked = select.reshape(-1).nonzero().squeeze(-1)  # (P,)
         hidden, labels = hidden.index_select(0, picked), labels.index_select(0, picked)
+    logprob, entropy = head_logprobs(
+        model, hidden, labels, temperature=temperature, with_entropy=with_entropy, chunk_size=chunk_size
+    )
+    logprobs = _scatter(logprob, picked, batch, length - 1)
+    if entropy is None:
+        return TokenLogprobs(logprobs, None)
+    return TokenLogprobs(logprobs, _scatter(entropy, picked, batch, length - 1))
+
+
+def head_logprobs(
+    model: Any,
+    hidden: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+    chunk_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probs (and entropies) of `labels` (N,) from hidden states (N, H) through the model's LM head.
+
+    Chunks of `chunk_size` positions (default `memory.chunk_rows(V)`, a bounded number of logits). A plain
+    linear head goes through `_FusedHead`, which keeps no logits for backward; any other head (a wrapped
+    one) is checkpointed chunk by chunk, its logits recomputed by autograd in backward.
+    """
     head = model.get_output_embeddings()
+    size = chunk_size if chunk_size is not None else chunk_rows(int(head.weight.shape[0]))
+    if size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    if type(head) is torch.nn.Linear:
+        lp, ent = _FusedHead.apply(hidden, head.weight, head.bias, labels, temperature, with_entropy, size)
+        return lp, ent if with_entropy else None
 
     def chunk(h: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = logprobs_from_logits(head(h) / temperature, y, with_entropy=with_entropy)
@@ -90,19 +118,96 @@ def token_logprobs(
 
     recompute = torch.is_grad_enabled() and (hidden.requires_grad or head.weight.requires_grad)
     logprob_parts, entropy_parts = [], []
-    for start in range(0, hidden.shape[0], chunk_size):
-        h, y = hidden[start : start + chunk_size], labels[start : start + chunk_size]
-        if recompute:
-            lp, ent = checkpoint(chunk, h, y, use_reentrant=False)
-        else:
-            lp, ent = chunk(h, y)
+    for start in range(0, hidden.shape[0], size):
+        h, y = hidden[start : start + size], labels[start : start + size]
+        lp, ent = checkpoint(chunk, h, y, use_reentrant=False) if recompute else chunk(h, y)
         logprob_parts.append(lp)
         entropy_parts.append(ent)
+    logprobs = _join(logprob_parts, hidden)
+    return logprobs, _join(entropy_parts, hidden) if with_entropy else None
 
-    logprobs = _scatter(_join(logprob_parts, hidden), picked, batch, length - 1)
-    if not with_entropy:
-        return TokenLogprobs(logprobs, None)
-    return TokenLogprobs(logprobs, _scatter(_join(entropy_parts, hidden), picked, batch, length - 1))
+
+class _FusedHead(torch.autograd.Function):
+    """LM head, log-softmax and entropy chunk by chunk, with the gradient written out by hand.
+
+    With z = (h W^T + b) / T, p = softmax(z), lse = logsumexp(z) and m = sum(p z) = lse - H:
+        d log p(y) / dz = onehot(y) - p        d H / dz = -p (z - m)
+    so for upstream gradients a (log-probs) and e (entropies) dz = a onehot(y) - p (a + e (z - m)).
+    Forward keeps h, W, the labels, lse and m; backward recomputes a chunk's logits once and turns them
+    into dz in place, so a chunk holds two logits-sized tensors in backward (autograd's own graph of
+    the same computation held about eight) and its logits are computed twice in all, not three times.
+    Autocast (bf16) applies to the head's matrix products in both passes, as it would without fusing.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        labels: torch.Tensor,
+        temperature: float,
+        with_entropy: bool,
+        size: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        kind = hidden.device.type
+        ctx.autocast = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
+        ctx.temperature, ctx.size = temperature, size
+        logprobs, lses, means = [], [], []
+        for start in range(0, hidden.shape[0], size):
+            z = _logits(hidden[start : start + size], weight, bias, temperature)  # (n, V) float32
+            lse = torch.logsumexp(z, dim=-1)
+            logprobs.append(z.gather(-1, labels[start : start + size, None]).squeeze(-1) - lse)
+            lses.append(lse)
+            if with_entropy:
+                p = torch.softmax(z, dim=-1)
+                means.append(p.mul_(z).sum(dim=-1))  # m = sum(p z); H = lse - m
+        lse = _join(lses, hidden)
+        logprob = _join(logprobs, hidden)
+        mean = _join(means, hidden) if with_entropy else lse
+        ctx.save_for_backward(hidden, weight, bias, labels, lse, mean)
+        return logprob, (lse - mean) if with_entropy else logprob.new_empty(0)
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, grad_logprob: torch.Tensor | None, grad_entropy: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, ...]:
+        hidden, weight, bias, labels, lse, mean = ctx.saved_tensors
+        want_h, want_w, want_b = ctx.needs_input_grad[:3]
+        grad_h = torch.zeros_like(hidden) if want_h else None
+        grad_w = torch.zeros_like(weight) if want_w else None
+        grad_b = torch.zeros_like(bias) if want_b and bias is not None else None
+        if grad_logprob is None:
+            grad_logprob = torch.zeros_like(lse)
+        use_entropy = grad_entropy is not None and grad_entropy.numel() > 0
+        autocast = (
+            torch.autocast(hidden.device.type, dtype=ctx.autocast) if ctx.autocast is not None else nullcontext()
+        )
+        with autocast:
+            for start in range(0, hidden.shape[0], ctx.size):
+                end = start + ctx.size
+                h, y, a = hidden[start:end], labels[start:end], grad_logprob[start:end, None]
+                z = _logits(h, weight, bias, ctx.temperature)
+                p = torch.sub(z, lse[start:end, None]).exp_()  # softmax from the saved logsumexp
+                if use_entropy:
+                    assert grad_entropy is not None
+                    dz = z.sub_(mean[start:end, None]).mul_(grad_entropy[start:end, None]).add_(a).mul_(p)
+                    del p
+                else:
+                    del z
+                    dz = p.mul_(a)
+                dz.neg_().scatter_add_(-1, y[:, None], a).div_(ctx.temperature)  # now d/d(h W^T + b)
+                if grad_h is not None:
+                    grad_h[start:end] = (dz @ weight).to(hidden.dtype)
+                if grad_w is not None:
+                    grad_w += (dz.t() @ h).to(weight.dtype)
+                if grad_b is not None:
+                    grad_b += dz.sum(dim=0).to(bias.dtype)
+        return grad_h, grad_w, grad_b, None, None, None, None
+
+
+def _logits(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, temperature: float) -> torch.Tensor:
+    return torch.nn.functional.linear(h, weight, bias).float() / temperature
 
 
 def _scatter(values: torch.Tensor, picked: torch.Tensor | None, rows: int, cols: int) -> torch.Tensor:

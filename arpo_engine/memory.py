@@ -35,8 +35,20 @@ RUNTIME_BYTES = 1_500 << 20
 """Python, torch, tokenizers and vLLM's own buffers in one process, measured at about 1.2-1.5 GB here."""
 ACTIVATION_FACTOR = 20
 """fp32 floats of `hidden` size kept per token and trainable layer for backward (attention + MLP, roughly)."""
-LOGIT_CHUNK = 1024
-"""Positions per LM-head chunk in the learner (arpo_engine.logprobs.DEFAULT_CHUNK_SIZE)."""
+LOGIT_CHUNK_ELEMENTS = 1 << 24
+"""Logits per LM-head chunk in the learner (64 MB in fp32; arpo_engine.logprobs.head_logprobs).
+
+Sized in logits, not positions: a chunk's backward holds about `LOGIT_COPIES` tensors of its size (the
+logits, softmax, exp, the gradients of gather and logsumexp …). 1,024 positions at V = 49k measured
+1.5 GB of live tensors in one update, the largest single item of its peak."""
+LOGIT_COPIES = 8
+"""Chunk-sized tensors alive at once in an LM-head chunk's backward (measured: 1.5 GB at 1,024 x 49,152)."""
+
+
+def chunk_rows(vocab: int) -> int:
+    """Positions per LM-head chunk for a vocabulary of `vocab` (341 at V = 49,152)."""
+    return max(1, LOGIT_CHUNK_ELEMENTS // max(1, vocab))
+
 _DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
@@ -117,7 +129,7 @@ def learner_bytes(config: RunConfig, shape: ModelShape | None = None) -> int:
     reference = weights if config.algorithm.kl_coef > 0 and o.lora_rank <= 0 else 0
     kept_layers = 1 if o.activation_checkpointing else trainable_layers
     activations = o.micro_batch_tokens * shape.hidden * 4 * (ACTIVATION_FACTOR * kept_layers + trainable_layers)
-    logits = LOGIT_CHUNK * shape.vocab * 4 * 3
+    logits = chunk_rows(shape.vocab) * shape.vocab * 4 * LOGIT_COPIES
     return weights + optimizer + reference + activations + logits
 
 

@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-from torch.utils.checkpoint import checkpoint
 
-from arpo_engine.logprobs import DEFAULT_CHUNK_SIZE, TokenLogprobs, logprobs_from_logits
+from arpo_engine.logprobs import TokenLogprobs, head_logprobs
 
 ATTENTION = "arpo_tree"
 """The name `tree_attention` is registered under with transformers' attention interface."""
@@ -265,16 +264,20 @@ def tree_attention(
         out = _flex_attention()(query, key, value, block_mask=tree.flex, scale=scaling, enable_gqa=True)
         return out.transpose(1, 2).contiguous(), None  # (1, L, H, D)
     groups = query.shape[1] // key.shape[1]
+    # On the CPU, SDPA's flash kernel shares each key/value head among its query heads itself
+    # (enable_gqa); copying them per query head would triple what backward keeps per segment.
+    # CUDA's kernels for arbitrary masks do not take grouped heads, so there the heads are repeated.
+    repeat = groups > 1 and query.device.type != "cpu"
     outputs = []
     for s in tree.segments:
         q = query[:, :, s.start : s.end]  # (1, H, Ls, D)
         k = key.index_select(2, s.keys)  # (1, Hkv, K, D)
         v = value.index_select(2, s.keys)
-        if groups > 1:
+        if repeat:
             k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
         outputs.append(
             torch.nn.functional.scaled_dot_product_attention(
-                q, k, v, attn_mask=s.mask, is_causal=s.mask is None, scale=scaling
+                q, k, v, attn_mask=s.mask, is_causal=s.mask is None, scale=scaling, enable_gqa=groups > 1 and not repeat
             )
         )
     return torch.cat(outputs, dim=2).transpose(1, 2).contiguous(), None  # (1, L, H, D)
@@ -336,7 +339,7 @@ def tree_token_logprobs(
     *,
     temperature: float = 1.0,
     with_entropy: bool = False,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
 ) -> TokenLogprobs:
     """Like `logprobs.token_logprobs` with `select`, (B, T-1) in the padded layout, from one packed pass.
 
@@ -352,26 +355,15 @@ def tree_token_logprobs(
     distinct, copies = torch.unique(tree.node[wanted], return_inverse=True)  # (U,), (C,)
     h = hidden.index_select(0, tree.parent[distinct])  # (U, H): a token is predicted from the one before it
     labels = tree.input_ids[0].index_select(0, distinct)  # (U,)
-    head = model.get_output_embeddings()
+    lp, ent = head_logprobs(
+        model, h, labels, temperature=temperature, with_entropy=with_entropy, chunk_size=chunk_size
+    )
 
-    def chunk(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = logprobs_from_logits(head(x) / temperature, y, with_entropy=with_entropy)
-        return out.logprobs, out.entropies if out.entropies is not None else out.logprobs.new_empty(0)
-
-    recompute = torch.is_grad_enabled() and (h.requires_grad or head.weight.requires_grad)
-    lp_parts, ent_parts = [], []
-    for start in range(0, h.shape[0], chunk_size):
-        x, y = h[start : start + chunk_size], labels[start : start + chunk_size]
-        lp, ent = checkpoint(chunk, x, y, use_reentrant=False) if recompute else chunk(x, y)
-        lp_parts.append(lp)
-        ent_parts.append(ent)
-
-    def spread(parts: list[torch.Tensor]) -> torch.Tensor:
-        values = torch.cat(parts) if parts else hidden.new_empty(0, dtype=torch.float32)  # (U,)
+    def spread(values: torch.Tensor) -> torch.Tensor:  # (U,) -> the padded layout, one copy per path
         full = values.new_zeros(select.shape)
         return full.index_put((wanted.nonzero(as_tuple=True)), values.index_select(0, copies))
 
-    return TokenLogprobs(spread(lp_parts), spread(ent_parts) if with_entropy else None)
+    return TokenLogprobs(spread(lp), spread(ent) if ent is not None else None)
 
 
 def tree_micro_batches(batch: Sequence[Any], max_tokens: int) -> Iterator[list[Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -84,21 +85,37 @@ def test_chunked_logprobs_and_entropies_match_the_full_log_softmax(
     torch.testing.assert_close(out.entropies, expected_entropy)
 
 
+class WrappedHead(torch.nn.Linear):
+    """A head that is not a plain nn.Linear (as a wrapper would be): the checkpointed path, not the fused one."""
+
+
+@pytest.mark.parametrize("head", ["fused", "checkpointed"])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_chunked_logprobs_give_the_same_parameter_gradients_as_the_full_log_softmax(
-    model: LlamaForCausalLM, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    model: LlamaForCausalLM, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], head: str, temperature: float
 ) -> None:
     input_ids, attention_mask, position_ids = batch
-    weights = torch.randn(2, 10, generator=torch.Generator().manual_seed(2))
+    generator = torch.Generator().manual_seed(2)
+    weights, entropy_weights = torch.randn(2, 10, generator=generator), torch.randn(2, 10, generator=generator)
+    model = copy.deepcopy(model)
+    if head == "checkpointed":
+        wrapped = WrappedHead(model.config.hidden_size, VOCAB, bias=False)
+        wrapped.weight = model.lm_head.weight
+        model.lm_head = wrapped
 
     model.zero_grad()
-    expected, expected_entropy = naive_logprobs(model, input_ids, attention_mask, position_ids)
-    ((expected * weights).sum() + expected_entropy.sum()).backward()
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits[:, :-1]
+    expected = logprobs_from_logits(logits / temperature, input_ids[:, 1:], with_entropy=True)
+    ((expected.logprobs * weights).sum() + (expected.entropies * entropy_weights).sum()).backward()
     expected_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
     model.zero_grad()
-    out = token_logprobs(model, input_ids, attention_mask, chunk_size=3, with_entropy=True)
+    out = token_logprobs(
+        model, input_ids, attention_mask, chunk_size=3, temperature=temperature, with_entropy=True
+    )
     assert out.entropies is not None
-    ((out.logprobs * weights).sum() + out.entropies.sum()).backward()
+    torch.testing.assert_close(out.entropies[0], expected.entropies[0].detach())
+    ((out.logprobs * weights).sum() + (out.entropies * entropy_weights).sum()).backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
     assert grads.keys() == expected_grads.keys()
@@ -152,3 +169,39 @@ def test_select_of_the_wrong_shape_is_refused(
     input_ids, attention_mask, _ = batch
     with pytest.raises(ValueError, match="select has shape"):
         token_logprobs(model, input_ids, attention_mask, select=torch.ones(2, 11, dtype=torch.bool))
+
+
+def test_lm_head_chunks_hold_a_bounded_number_of_logits_in_forward_and_backward(model, batch, monkeypatch):
+    # The default chunk is sized in logits (memory.LOGIT_CHUNK_ELEMENTS), whatever the vocabulary:
+    # no tensor with a vocabulary axis larger than one chunk may exist, in forward or in backward.
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    from arpo_engine import memory
+
+    monkeypatch.setattr(memory, "LOGIT_CHUNK_ELEMENTS", 4 * VOCAB)
+    largest, hidden = [0], model.config.hidden_size
+
+    class Watch(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            out = func(*args, **(kwargs or {}))
+            for t in tree_flatten(out)[0]:
+                # positions x vocabulary; the head's weight (and its transpose, H x V) is not a chunk
+                if isinstance(t, torch.Tensor) and t.dim() and t.shape[-1] == VOCAB and t.shape[0] != hidden:
+                    largest[0] = max(largest[0], t.numel())
+            return out
+
+    input_ids, attention_mask, _ = batch
+    trained = copy_of(model)
+    with Watch():
+        out = token_logprobs(trained, input_ids, attention_mask, with_entropy=True)
+        (out.logprobs.sum() + out.entropies.sum()).backward()
+    assert largest[0] == 4 * VOCAB  # 20 positions, in chunks of 4: one chunk's logits at a time
+    reference = token_logprobs(model, input_ids, attention_mask, chunk_size=1024, with_entropy=True)
+    torch.testing.assert_close(out.logprobs, reference.logprobs)
+
+
+def copy_of(model: LlamaForCausalLM) -> LlamaForCausalLM:
+    clone = copy.deepcopy(model)
+    clone.requires_grad_(True)
+    return clone
