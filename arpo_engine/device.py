@@ -87,6 +87,11 @@ def decoder_layers(model: Any) -> list[Any]:
 def enable_activation_checkpointing(model: Any) -> None:
     """Checkpoint every decoder block (non-reentrant: frozen blocks and keyword arguments work)."""
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    # transformers also makes the input embeddings' output require grad (reentrant checkpointing needs
+    # that). With frozen lower blocks it sends backward through every block and recomputes them all:
+    # an update took 2.2x as long instead of ~1.15x. Non-reentrant checkpointing does not need it.
+    if hasattr(model, "disable_input_require_grads"):
+        model.disable_input_require_grads()
     model.config.use_cache = False
 
 

@@ -152,6 +152,17 @@ def test_activation_checkpointing_gives_the_same_gradient():
     assert_close_grads(checkpointed, plain)
 
 
+def test_activation_checkpointing_leaves_frozen_blocks_out_of_backward():
+    # transformers' checkpointing makes the embeddings require grad, which would send backward (and a
+    # recomputation) through every frozen block; only the trainable top block may be in the graph.
+    model, seen = small_llama(), []
+    for layer in model.model.layers:
+        layer.register_forward_hook(lambda _m, _a, out: seen.append(torch.as_tensor(out[0] if isinstance(out, tuple) else out).requires_grad))
+    grads_after_update(model, forked_batch(), activation_checkpointing=True, trainable_layers=1)
+    layers = len(model.model.layers)
+    assert seen[:layers] == [False] * (layers - 1) + [True]
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("tree_pack", [True, False])
 def test_learner_on_cuda_matches_the_cpu_gradient(tree_pack):
