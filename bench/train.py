@@ -42,6 +42,7 @@ def main() -> int:
         return tree_main(args)
 
     from arpo_engine.config import AlgorithmConfig, OptimConfig
+    from arpo_engine.device import native_bf16
     from arpo_engine.learner import Learner, TrainSequence
     from arpo_engine.pipeline import load_policy
 
@@ -81,9 +82,10 @@ def main() -> int:
 
         return learn
 
-    sides: dict[str, Callable[[], None]] = {
-        "plain": plain, "learner": learner_step("fp32"), "learner_bf16": learner_step("bf16"),
-    }
+    sides: dict[str, Callable[[], None]] = {"plain": plain, "learner": learner_step("fp32")}
+    bf16 = native_bf16(torch.device("cpu"))  # else `bf16` computes in fp32: a second fp32 side, not a bf16 one
+    if bf16:
+        sides["learner_bf16"] = learner_step("bf16")
     times: dict[str, list[float]] = {name: [] for name in sides}
     for fn in sides.values():
         fn()  # warm-up
@@ -104,21 +106,26 @@ def main() -> int:
     rates = {name: tokens / statistics.median(t) for name, t in times.items()}
     result.update({f"{name}_tok_s": rate for name, rate in rates.items()})
     result["ratio"] = rates["learner"] / rates["plain"]
-    result["ratio_bf16"] = rates["learner_bf16"] / rates["plain"]
+    if bf16:
+        result["ratio_bf16"] = rates["learner_bf16"] / rates["plain"]
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"{args.batch} x {args.length} tokens ({args.prompt} prompt), {torch.get_num_threads()} threads, "
           f"median of {args.repeats}:")
     print(f"  plain forward/backward/step: {rates['plain']:.0f} tok/s")
     print(f"  Learner.update (fp32):       {rates['learner']:.0f} tok/s  ({result['ratio']:.2f}x)")
-    print(f"  Learner.update (bf16):       {rates['learner_bf16']:.0f} tok/s  ({result['ratio_bf16']:.2f}x)")
+    if bf16:
+        print(f"  Learner.update (bf16):       {rates['learner_bf16']:.0f} tok/s  ({result['ratio_bf16']:.2f}x)")
+    else:
+        print("  Learner.update (bf16):       not run, this CPU has no native bf16 (AVX512-BF16 or AMX)")
     return 0
 
 
 def tree_main(args: argparse.Namespace) -> int:
     """ARPO trees recorded on the demo prompts: the update tree-packed vs path by path, and GRPO at equal M.
 
-    Same model, same settings as the demo run (bf16 autocast, top 8 blocks trainable), each side with its
-    own learner on a copy of the model, interleaved, median of --repeats after one warm-up round.
+    Same model, same learner settings as the demo run (precision auto, top 8 blocks trainable, activation
+    checkpointing), each side with its own learner on a copy of the model, interleaved, median of
+    --repeats after one warm-up round.
     """
     import copy
 
@@ -135,7 +142,8 @@ def tree_main(args: argparse.Namespace) -> int:
     sides = {"arpo_tree": (arpo, True), "arpo_paths": (arpo, False), "grpo_tree": (grpo, True), "grpo_paths": (grpo, False)}
     learners = {
         name: Learner(copy.deepcopy(model), optim=OptimConfig(lr=1e-7, mini_batch_prompts=args.tree_prompts,
-                      micro_batch_tokens=16384, precision="auto", trainable_layers=8, tree_pack=packed),
+                      micro_batch_tokens=16384, precision="auto", trainable_layers=8, tree_pack=packed,
+                                          activation_checkpointing=True),
                       algorithm=AlgorithmConfig(), pad_token_id=tokenizer.eos_token_id)
         for name, (_, packed) in sides.items()
     }  # fmt: skip
@@ -154,13 +162,14 @@ def tree_main(args: argparse.Namespace) -> int:
         "arpo_trained": sum(sum(s.mask) for s in arpo), "grpo_tokens": sum(s.length for s in grpo),
         "grpo_unique": unique_tokens(grpo), "grpo_trained": sum(sum(s.mask) for s in grpo),
     }  # fmt: skip
-    result.update(counts, prompts=args.tree_prompts, group_size=m, threads=torch.get_num_threads())
+    precision = next(iter(learners.values())).precision
+    result.update(counts, prompts=args.tree_prompts, group_size=m, threads=torch.get_num_threads(), precision=precision)
     result["speedup_arpo"] = med["arpo_paths"] / med["arpo_tree"]
     result["arpo_vs_grpo_paths"] = med["arpo_tree"] / med["grpo_paths"]
     result["arpo_vs_grpo_tree"] = med["arpo_tree"] / med["grpo_tree"]
     out = Path(args.out).with_name("bench_train_tree.json")
     out.write_text(json.dumps(result, indent=1))
-    print(f"{args.tree_prompts} prompts x M={m}, median of {args.repeats}:")
+    print(f"{args.tree_prompts} prompts x M={m}, {precision}, median of {args.repeats}:")
     print("| update | tokens over paths | distinct tokens | trained tokens | seconds |")
     print("|---|---|---|---|---|")
     for name, label in (("arpo_tree", "ARPO, tree-packed"), ("arpo_paths", "ARPO, path by path"),
