@@ -418,6 +418,7 @@ def run_evaluation(
 
 def make_policy_sampler(config: RunConfig, model_path: Path) -> tuple[Any, Callable[[Any], int]]:
     """The sampler and how to push learner weights into it."""
+    from arpo_engine.device import release_freed_memory
     from arpo_engine.lora import merged_state_dict
     from arpo_engine.rollout.factory import make_sampler
 
@@ -435,6 +436,8 @@ def make_policy_sampler(config: RunConfig, model_path: Path) -> tuple[Any, Calla
         # LoRA adapters merged in, under the plain names: vLLM has no adapter, only the weights
         weights = list(merged_state_dict(model).items())
         sampler.update_weights(weights)
+        if not any(t.is_cuda for _, t in weights[:1]):
+            release_freed_memory()  # vLLM's previous (repacked) weights: not carried into the rollout
         return len(weights)
 
     return sampler, push
