@@ -13,8 +13,9 @@ comes from its config.json.
 
 Learner bytes: fp32 weights; fp32 gradients and two AdamW moments for the trainable share; a
 reference copy when the KL term needs one; activations of one micro-batch (per token and layer about
-`ACTIVATION_FACTOR` x hidden floats kept for backward, one layer's worth with activation checkpointing);
-one LM-head chunk of logits. These are estimates to request resources with, not measurements.
+`ACTIVATION_FACTOR` x hidden floats kept for backward, one layer's worth with activation checkpointing,
+plus `ACTIVATION_TRANSIENT`); one LM-head chunk of logits. These are estimates to request resources
+with, fitted to measurements of SmolLM2-135M on the CPU (bench/update_memory.py, bench/memory.py).
 """
 
 from __future__ import annotations
@@ -33,16 +34,22 @@ KV_BLOCK = 32
 part-filled."""
 RUNTIME_BYTES = 1_500 << 20
 """Python, torch, tokenizers and vLLM's own buffers in one process, measured at about 1.2-1.5 GB here."""
-ACTIVATION_FACTOR = 20
-"""fp32 floats of `hidden` size kept per token and trainable layer for backward (attention + MLP, roughly)."""
+ACTIVATION_FACTOR = 23
+"""fp32 floats of `hidden` size kept per token and trainable layer for backward (attention + MLP)."""
+ACTIVATION_TRANSIENT = 34
+"""fp32 floats of `hidden` size per token alive on top of the kept ones at the update's peak: one block's
+backward temporaries, the frozen blocks' forward and the allocator's fragmentation. With the previous
+constant, fitted to one demo-sized update with and without checkpointing (bench/update_memory.py: the
+update added 4,735 MB and 1,753 MB over 8,192-token micro-batches of SmolLM2-135M, top 8 blocks)."""
 LOGIT_CHUNK_ELEMENTS = 1 << 24
 """Logits per LM-head chunk in the learner (64 MB in fp32; arpo_engine.logprobs.head_logprobs).
 
-Sized in logits, not positions: a chunk's backward holds about `LOGIT_COPIES` tensors of its size (the
-logits, softmax, exp, the gradients of gather and logsumexp …). 1,024 positions at V = 49k measured
-1.5 GB of live tensors in one update, the largest single item of its peak."""
-LOGIT_COPIES = 8
-"""Chunk-sized tensors alive at once in an LM-head chunk's backward (measured: 1.5 GB at 1,024 x 49,152)."""
+Sized in logits, not positions, so a large vocabulary gets fewer positions per chunk. With autograd's own
+graph for the head, 1,024 positions at V = 49k held 1.5 GB of live tensors in one update's backward, the
+largest single item of its peak; the fused head (`LOGIT_COPIES`) and 341 positions hold about 200 MB."""
+LOGIT_COPIES = 3
+"""Chunk-sized tensors alive at once in an LM-head chunk's backward: the logits and softmax that
+`logprobs._FusedHead` recomputes, and a gradient matrix (autograd's own graph held about eight)."""
 
 
 def chunk_rows(vocab: int) -> int:
@@ -128,7 +135,8 @@ def learner_bytes(config: RunConfig, shape: ModelShape | None = None) -> int:
     optimizer = trainable * 4 * 3  # gradient + two AdamW moments
     reference = weights if config.algorithm.kl_coef > 0 and o.lora_rank <= 0 else 0
     kept_layers = 1 if o.activation_checkpointing else trainable_layers
-    activations = o.micro_batch_tokens * shape.hidden * 4 * (ACTIVATION_FACTOR * kept_layers + trainable_layers)
+    per_token = ACTIVATION_FACTOR * kept_layers + trainable_layers + ACTIVATION_TRANSIENT
+    activations = o.micro_batch_tokens * shape.hidden * 4 * per_token
     logits = chunk_rows(shape.vocab) * shape.vocab * 4 * LOGIT_COPIES
     return weights + optimizer + reference + activations + logits
 
