@@ -180,8 +180,8 @@ class OptimConfig:
     `cpu`, `cuda` or `cuda:N`. On the sampler's GPU, `rollout.memory_fraction` leaves the rest to training."""
     activation_checkpointing: bool = False
     """Recompute each trainable decoder block's activations during backward instead of keeping them: less
-    memory for long agent trajectories for one more forward pass of those blocks (on the demo's update,
-    1.8 GB instead of 4.8 GB over the start for about 10 % more time; docs/benchmarks.md "Memory")."""
+    memory for long agent trajectories for one more forward pass of those blocks (on a demo-sized update
+    on the CPU: 1.8 GB instead of 4.7 GB over the start, in about the same time; docs/benchmarks.md "Memory")."""
     tree_pack: bool = True
     """Compute each prefix that paths of a prompt share once (tree-packed update) instead of once per path.
     Exact for `soft` advantages; with `hard` a shared token is trained once with the mean advantage (Eq. 6)."""

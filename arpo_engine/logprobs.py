@@ -3,9 +3,9 @@
 The learner needs log p(x_{t+1} | x_{<=t}) for the policy, the old policy and the reference, and
 per-token entropies for AEPO (§6) and metrics. With a 50k-150k vocabulary the (B, T, V) float32
 logits dwarf the model's activations, so `token_logprobs` runs the model body once, then applies
-the LM head to a bounded number of positions at a time. Under autograd each chunk is checkpointed:
-only its hidden-state slice is kept, and its logits are recomputed during backward, so at most one
-chunk of logits exists at any moment in either pass.
+the LM head to a bounded number of logits at a time (`head_logprobs`). Backward keeps no logits: the
+fused head recomputes a chunk's logits and writes their gradient in place, so at most one chunk of
+logits (and its softmax) exists at any moment in either pass.
 """
 
 from __future__ import annotations

@@ -38,8 +38,8 @@ ACTIVATION_FACTOR = 23
 """fp32 floats of `hidden` size kept per token and trainable layer for backward (attention + MLP)."""
 ACTIVATION_TRANSIENT = 34
 """fp32 floats of `hidden` size per token alive on top of the kept ones at the update's peak: one block's
-backward temporaries, the frozen blocks' forward and the allocator's fragmentation. With the previous
-constant, fitted to one demo-sized update with and without checkpointing (bench/update_memory.py: the
+backward temporaries, the frozen blocks' forward and the allocator's fragmentation. Both constants are
+fitted to one demo-sized update with and without checkpointing (bench/update_memory.py: the
 update added 4,735 MB and 1,753 MB over 8,192-token micro-batches of SmolLM2-135M, top 8 blocks)."""
 LOGIT_CHUNK_ELEMENTS = 1 << 24
 """Logits per LM-head chunk in the learner (64 MB in fp32; arpo_engine.logprobs.head_logprobs).

@@ -436,8 +436,7 @@ def make_policy_sampler(config: RunConfig, model_path: Path) -> tuple[Any, Calla
         # LoRA adapters merged in, under the plain names: vLLM has no adapter, only the weights
         weights = list(merged_state_dict(model).items())
         sampler.update_weights(weights)
-        if not any(t.is_cuda for _, t in weights[:1]):
-            release_freed_memory()  # vLLM's previous (repacked) weights: not carried into the rollout
+        release_freed_memory()  # the host pages of vLLM's previous weights: not carried into the rollout
         return len(weights)
 
     return sampler, push

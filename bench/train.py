@@ -143,7 +143,7 @@ def tree_main(args: argparse.Namespace) -> int:
     learners = {
         name: Learner(copy.deepcopy(model), optim=OptimConfig(lr=1e-7, mini_batch_prompts=args.tree_prompts,
                       micro_batch_tokens=16384, precision="auto", trainable_layers=8, tree_pack=packed,
-                                          activation_checkpointing=True),
+                      activation_checkpointing=True),
                       algorithm=AlgorithmConfig(), pad_token_id=tokenizer.eos_token_id)
         for name, (_, packed) in sides.items()
     }  # fmt: skip

@@ -192,7 +192,7 @@ def test_lm_head_chunks_hold_a_bounded_number_of_logits_in_forward_and_backward(
             return out
 
     input_ids, attention_mask, _ = batch
-    trained = copy_of(model)
+    trained = copy.deepcopy(model)
     with Watch():
         out = token_logprobs(trained, input_ids, attention_mask, with_entropy=True)
         (out.logprobs.sum() + out.entropies.sum()).backward()
@@ -200,8 +200,3 @@ def test_lm_head_chunks_hold_a_bounded_number_of_logits_in_forward_and_backward(
     reference = token_logprobs(model, input_ids, attention_mask, chunk_size=1024, with_entropy=True)
     torch.testing.assert_close(out.logprobs, reference.logprobs)
 
-
-def copy_of(model: LlamaForCausalLM) -> LlamaForCausalLM:
-    clone = copy.deepcopy(model)
-    clone.requires_grad_(True)
-    return clone

@@ -156,8 +156,13 @@ def test_activation_checkpointing_leaves_frozen_blocks_out_of_backward():
     # transformers' checkpointing makes the embeddings require grad, which would send backward (and a
     # recomputation) through every frozen block; only the trainable top block may be in the graph.
     model, seen = small_llama(), []
+
+    def record(_module: object, _args: object, out: object) -> None:
+        hidden = out[0] if isinstance(out, tuple) else out
+        seen.append(bool(hidden.requires_grad))  # type: ignore[union-attr]
+
     for layer in model.model.layers:
-        layer.register_forward_hook(lambda _m, _a, out: seen.append(torch.as_tensor(out[0] if isinstance(out, tuple) else out).requires_grad))
+        layer.register_forward_hook(record)
     grads_after_update(model, forked_batch(), activation_checkpointing=True, trainable_layers=1)
     layers = len(model.model.layers)
     assert seen[:layers] == [False] * (layers - 1) + [True]
