@@ -119,13 +119,19 @@ class GroupListener:
         channel = await layer.new_channel()
         await layer.group_add(self.group, channel)
         self._ready.set()
+        # One receive at a time, never cancelled while the listener runs: a receive cancelled by a
+        # timeout can have taken a message off Redis already, and that message is then lost (an event
+        # missing from `messages` although it was delivered).
+        pending = asyncio.ensure_future(layer.receive(channel))
         while not self._stop.is_set():
-            try:
-                message = await asyncio.wait_for(layer.receive(channel), timeout=0.5)
-            except TimeoutError:
+            done, _ = await asyncio.wait({pending}, timeout=0.5)
+            if not done:
                 continue
+            message = pending.result()
             message["received_at"] = time.time()
             self.messages.append(message)
+            pending = asyncio.ensure_future(layer.receive(channel))
+        pending.cancel()
         await layer.group_discard(self.group, channel)
 
     def __enter__(self) -> GroupListener:
