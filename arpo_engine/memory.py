@@ -16,6 +16,10 @@ reference copy when the KL term needs one; activations of one micro-batch (per t
 `ACTIVATION_FACTOR` x hidden floats kept for backward, one layer's worth with activation checkpointing,
 plus `ACTIVATION_TRANSIENT`); one LM-head chunk of logits. These are estimates to request resources
 with, fitted to measurements of SmolLM2-135M on the CPU (bench/update_memory.py, bench/memory.py).
+
+A run's peak: on the CPU, a run in one process frees vLLM's KV cache and weights for each update (the
+sync that follows reloads them), so its peak is the larger of the rollout (sampler, and the learner's
+weights and AdamW moments) and the update (the whole learner). Elsewhere the two add up.
 """
 
 from __future__ import annotations
@@ -87,12 +91,20 @@ class MemoryEstimate:
     sampler_bytes: int
     """vLLM: weights in model.dtype plus the KV cache."""
     learner_bytes: int
+    """At the update's peak: weights, gradients, AdamW moments, activations, a chunk of logits."""
+    learner_resident_bytes: int
+    """Between updates: weights, the AdamW moments and a reference model (gradients are freed)."""
     runtime_bytes: int
     cpus: int
     gpus: int
+    sampler_released_for_update: bool = False
+    """vLLM's cache and weights are freed while the learner updates (CPU, one process)."""
 
     @property
     def total_bytes(self) -> int:
+        if self.sampler_released_for_update:
+            rollout = self.sampler_bytes + self.learner_resident_bytes
+            return max(rollout, self.learner_bytes) + self.runtime_bytes
         return self.sampler_bytes + self.learner_bytes + self.runtime_bytes
 
     def ray_resources(self) -> dict[str, Any]:
@@ -125,20 +137,36 @@ def kv_cache_bytes(config: RunConfig, shape: ModelShape | None = None) -> int:
     return kv_cache_tokens(config) * per_token
 
 
+def _trainable_layers(config: RunConfig, shape: ModelShape) -> int:
+    o = config.optim
+    return shape.layers if o.trainable_layers <= 0 else min(o.trainable_layers, shape.layers)
+
+
+def learner_resident_bytes(config: RunConfig, shape: ModelShape | None = None) -> int:
+    """What the learner holds between updates: fp32 weights, two AdamW moments of the trainable share, and
+    the reference copy when the KL term needs one."""
+    shape = shape or model_shape(config)
+    o = config.optim
+    trainable = int(shape.params * _trainable_layers(config, shape) / shape.layers)
+    if o.lora_rank > 0:
+        trainable = int(shape.params * 0.01)
+    weights = shape.params * 4
+    reference = weights if config.algorithm.kl_coef > 0 and o.lora_rank <= 0 else 0
+    return weights + trainable * 4 * 2 + reference
+
+
 def learner_bytes(config: RunConfig, shape: ModelShape | None = None) -> int:
     shape = shape or model_shape(config)
     o = config.optim
-    trainable_layers = shape.layers if o.trainable_layers <= 0 else min(o.trainable_layers, shape.layers)
-    share = trainable_layers / shape.layers
-    trainable = int(shape.params * share) if o.lora_rank <= 0 else int(shape.params * 0.01)
-    weights = shape.params * 4
-    optimizer = trainable * 4 * 3  # gradient + two AdamW moments
-    reference = weights if config.algorithm.kl_coef > 0 and o.lora_rank <= 0 else 0
+    trainable_layers = _trainable_layers(config, shape)
+    trainable = int(shape.params * trainable_layers / shape.layers) if o.lora_rank <= 0 else int(shape.params * 0.01)
+    resident = learner_resident_bytes(config, shape)
+    gradients = trainable * 4
     kept_layers = 1 if o.activation_checkpointing else trainable_layers
     per_token = ACTIVATION_FACTOR * kept_layers + trainable_layers + ACTIVATION_TRANSIENT
     activations = o.micro_batch_tokens * shape.hidden * 4 * per_token
     logits = chunk_rows(shape.vocab) * shape.vocab * 4 * LOGIT_COPIES
-    return weights + optimizer + reference + activations + logits
+    return resident + gradients + activations + logits
 
 
 def estimate(config: RunConfig, *, gpu: bool = False) -> MemoryEstimate:
@@ -148,11 +176,17 @@ def estimate(config: RunConfig, *, gpu: bool = False) -> MemoryEstimate:
     sampler = kv + shape.params * _DTYPE_BYTES[config.model.dtype] if config.rollout.sampler == "vllm" else 0
     on_gpu = {d for d in (config.optim.device, config.rollout.device) if d.startswith("cuda") or (gpu and d == "auto")}
     gpus = 0 if not on_gpu else max(1, len({"cuda:0" if d in ("auto", "cuda") else d for d in on_gpu}))
+    sampler_on_gpu = gpu or config.rollout.device.startswith("cuda")  # vLLM's CUDA build, wherever it is put
     return MemoryEstimate(
         kv_cache_bytes=kv,
         sampler_bytes=sampler,
         learner_bytes=learner_bytes(config, shape),
+        learner_resident_bytes=learner_resident_bytes(config, shape),
         runtime_bytes=RUNTIME_BYTES,
         cpus=max(2, min(8, config.rollout.tool_concurrency // 2)),
         gpus=gpus,
+        # arpo_engine.rollout.vllm_sampler.VLLMSampler.release_memory, called by the one-process trainer
+        sampler_released_for_update=(
+            config.rollout.sampler == "vllm" and not sampler_on_gpu and not config.distributed.enabled
+        ),
     )

@@ -334,12 +334,18 @@ def run_training(
         )
         log(f"checkpoint saved: {path}")
 
+    def release_sampler_memory() -> int:
+        # the update is always followed by the weight sync, which reloads every weight vLLM had
+        release = getattr(sampler, "release_memory", None)
+        return int(release(weights=True)) if release is not None else 0
+
     deps = TrainDeps(
         rollouts=local_rollouts(config, sampler, tools, call_format),
         learner=learner,
         scorer=plan.scorer,
         rng=rng,
         sync_weights=lambda: sync(model),
+        release_sampler_memory=release_sampler_memory,
         sink=sink or (lambda step, metrics: None),
         on_rollout=on_rollout,
         checkpoint=checkpoint,

@@ -95,6 +95,10 @@ class TrainDeps:
     rng: random.Random
     sync_weights: Callable[[], int] = lambda: 0
     """Push the learner's weights into the sampler; returns the tensors pushed (0 when both share one model)."""
+    release_sampler_memory: Callable[[], int] = lambda: 0
+    """Before the update: free what the sampler needs neither for it nor for `sync_weights` (on the CPU, vLLM's
+    KV cache, which its next request takes back, and its weights, which the sync reloads), so the update's
+    peak does not stack on them. Returns the bytes released."""
     sink: MetricsSink = lambda step, metrics: None
     on_rollout: Callable[[int, RolloutBatch, list[list[RewardResult]]], None] | None = None
     """Receives each step's rollout trees and rewards (the dashboard's live rollouts)."""
@@ -264,7 +268,9 @@ def train_step(
     keep = config.algorithm.degenerate_groups == "keep"
     sequences = build_sequences(batch.groups, advantages, keep_degenerate=keep)
     learner_metrics: dict[str, float] = {}
+    released = 0
     if sequences:
+        released = deps.release_sampler_memory()
         learner_metrics = deps.learner.update(sequences)
 
     t = time.perf_counter()
@@ -279,6 +285,7 @@ def train_step(
         "time/reward_s": reward_s,
         "time/sync_s": sync_s,
         "sync/tensors": float(synced),
+        "memory/sampler_released_mb": released / (1 << 20),
         "train/sequences": float(len(sequences)),
     }
     metrics["time/step_s"] = time.perf_counter() - started

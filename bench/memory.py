@@ -147,7 +147,7 @@ def main() -> int:
             "total": est.total_bytes / MB,
         },
         "estimate_over_peak": est.total_bytes / peak,
-        "last_step": {k: v for k, v in metrics.items() if k.startswith(("time/", "rollout/", "train/", "engine/"))},
+        "last_step": {k: v for k, v in metrics.items() if k.startswith(("time/", "rollout/", "train/", "engine/", "memory/"))},
     }
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     print(render(report))

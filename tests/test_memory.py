@@ -48,3 +48,31 @@ def test_ray_is_asked_for_a_gpu_only_where_the_run_uses_one(tiny_model_dir):
     assert estimate(run, gpu=False).ray_resources()["num_gpus"] == 0
     assert estimate(run, gpu=True).ray_resources()["num_gpus"] == 1
     assert estimate(run).ray_resources()["memory"] == estimate(run).total_bytes
+
+
+def test_a_cpu_run_peaks_at_the_larger_of_rollout_and_update_where_vllm_frees_its_memory_for_the_update(
+    tiny_model_dir,
+):
+    run = config(tiny_model_dir, sampler="vllm")
+    cpu = estimate(run, gpu=False)
+    assert cpu.sampler_released_for_update and cpu.learner_resident_bytes < cpu.learner_bytes
+    rollout, update = cpu.sampler_bytes + cpu.learner_resident_bytes, cpu.learner_bytes
+    assert cpu.total_bytes == max(rollout, update) + cpu.runtime_bytes < cpu.sampler_bytes + update + cpu.runtime_bytes
+    # on a GPU (vLLM's sleep mode is not used) and across Ray actors nothing is freed: the two add up
+    gpu = estimate(run, gpu=True)
+    assert not gpu.sampler_released_for_update
+    assert gpu.total_bytes == gpu.sampler_bytes + gpu.learner_bytes + gpu.runtime_bytes
+    actors = RunConfig.from_dict({**run.to_dict(), "distributed": {"samplers": 2}}).validate()
+    assert not estimate(actors).sampler_released_for_update
+    # the transformers sampler trains its own model: nothing to free, nothing of vLLM's counted
+    hf = estimate(config(tiny_model_dir, sampler="transformers"))
+    assert hf.sampler_bytes == 0 and not hf.sampler_released_for_update
+
+
+def test_the_learner_holds_its_weights_and_adamw_moments_between_updates(tiny_model_dir):
+    run = config(tiny_model_dir)
+    shape = model_shape(run)
+    full = estimate(run).learner_resident_bytes
+    assert full == shape.params * 4 + shape.params * 4 * 2  # all layers trainable by default
+    with_kl = RunConfig.from_dict({**run.to_dict(), "algorithm": {"kl_coef": 0.01}}).validate()
+    assert estimate(with_kl).learner_resident_bytes == full + shape.params * 4  # the reference copy

@@ -180,14 +180,18 @@ def test_killed_run_resumes_from_its_last_checkpoint_and_matches_an_uninterrupte
 @pytest.mark.slow
 def test_one_step_with_the_vllm_sampler_pushes_new_weights_into_the_running_engine(tmp_path, tiny_dir):
     write_data(tmp_path)
-    config = load_config(write_config(tmp_path, tiny_dir, train__steps=1, train__eval_every=0,
+    config = load_config(write_config(tmp_path, tiny_dir, train__steps=2, train__eval_every=2,
                                       rollout={"sampler": "vllm", "group_size": 4, "initial_samples": 2,
                                                "max_response_tokens": 12, "max_tool_calls": 1,
                                                "memory_fraction": 0.05}))
     history: list[dict] = []
     result = run_training(config, log=lambda _: None, sink=lambda step, m: history.append(m))
-    assert result.steps_done == 1
+    assert result.steps_done == 2
     assert history[-1]["train/sequences"] > 0
+    # vLLM's cache and weights were freed for each update and came back for the next rollout and the eval
+    steps = [m for m in history if "train/sequences" in m]  # the first entry is the evaluation at start
+    assert len(steps) == 2 and all(m["memory/sampler_released_mb"] > 0 for m in steps)
+    assert steps[1]["rollout/paths"] > 0 and "eval/accuracy" in steps[1]
     # every tensor of the learner's state dict went into the running vLLM engine
     from transformers import AutoModelForCausalLM
 

@@ -38,8 +38,13 @@ def grads_after_update(model: torch.nn.Module, batch: list[TrainSequence], **opt
     advantage = str(settings.pop("advantage", "soft"))
     learner = Learner(model, optim=OptimConfig(**settings), algorithm=AlgorithmConfig(advantage=advantage),  # type: ignore[arg-type]
                       pad_token_id=0)  # fmt: skip
+    grads: list[torch.Tensor] = []  # as the optimizer step sees them (the learner frees them after the update)
+    learner.optimizer.register_step_pre_hook(
+        lambda *_: grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    )
     learner.update(batch)
-    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+    assert len(grads) == 1 and all(p.grad is None for p in model.parameters())
+    return grads[0]
 
 
 def assert_close_grads(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-5) -> None:

@@ -111,6 +111,43 @@ class VLLMSampler:
         self._streams: dict[str, _Stream] = {}
         """vLLM request id -> what a streaming request (one that asked for its window) has decoded so far."""
         self._windows: list[Window] = []
+        self._kv_released = False
+        self._weights_released = False
+        self._on_cpu = on_cpu
+
+    def release_memory(self, *, weights: bool = False) -> int:
+        """Hand the KV cache's memory back to the OS until the next request, and with `weights` the model's
+        weights until the next `update_weights`; returns the bytes released.
+
+        A learner's update and the weight sync that follows it need neither, and on the CPU they are the
+        largest blocks of a run's memory: 0.9 GB of cache and 0.5 GB of weights in the demo run. vLLM's
+        sleep mode does this on CUDA only. Here each cache storage is shrunk to nothing in place, so every
+        view vLLM holds stays valid, and the next `submit` grows it back zeroed; the prefix cache is
+        dropped, its blocks are gone. Released weights are the repacked linear kernels (dropped) and the
+        parameters (shrunk): a request before `update_weights` has loaded a full set again is refused.
+        On CUDA it does nothing (torch's caching allocator would keep the memory; sleep mode is the tool).
+        """
+        if self._pending:
+            raise RuntimeError("releasing the sampler's memory while requests are being decoded would lose them")
+        if not self._on_cpu:
+            return 0
+        from arpo_engine.device import release_freed_memory
+
+        released = 0
+        if not self._kv_released:
+            self.llm.reset_prefix_cache()
+            released += sum(self.llm.collective_rpc(_resize_kv_storages, args=(False,)))
+            self._kv_released = True
+        if weights and not self._weights_released:
+            released += sum(self.llm.collective_rpc(_release_weights))
+            self._weights_released = True
+        release_freed_memory()
+        return released
+
+    def _restore_kv_cache(self) -> None:
+        if self._kv_released:
+            self.llm.collective_rpc(_resize_kv_storages, args=(True,))
+            self._kv_released = False
 
     def generate(self, requests: Sequence[GenRequest], *, temperature: float, top_p: float) -> list[GenResult]:
         if self._pending:
@@ -136,6 +173,9 @@ class VLLMSampler:
         check_sampling(temperature, top_p)
         if key in self._pending.values():
             raise ValueError(f"a request with key {key!r} is already pending")
+        if self._weights_released:
+            raise RuntimeError("the sampler's weights were released: update_weights must load a full set first")
+        self._restore_kv_cache()
         params = self._params(request, temperature, top_p)
         # One output per request, when it ends; a request that streams its window gets each step's new
         # tokens instead (the engine samples the same either way; only what it reports differs).
@@ -233,7 +273,10 @@ class VLLMSampler:
                 f"update_weights needs every weight of the checkpoint; {len(missing)} missing, "
                 f"e.g. {', '.join(sorted(missing)[:3])}"
             )
+        if self._weights_released:  # the parameters take their size back; reload_weights fills them
+            self.llm.collective_rpc(_restore_weights)
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
+        self._weights_released = False
         self.llm.reset_prefix_cache()
 
     def prefix_cache_stats(self) -> dict[str, int]:
@@ -289,6 +332,69 @@ class _Stream:
     window: int
     token_ids: list[int] = field(default_factory=list)
     entropies: list[float] = field(default_factory=list)
+
+
+def _resize_kv_storages(worker: Any, restore: bool) -> int:
+    """On a vLLM worker: shrink every KV cache storage to 0 bytes (`restore` False) or grow it back zeroed
+    to its size (True); returns the bytes affected. Runs through `collective_rpc`, in the worker."""
+    import torch
+
+    worker = getattr(worker, "worker", worker)  # the wrapper collective_rpc passes, or the worker itself
+    if restore:
+        sized: list[tuple[Any, int]] = getattr(worker, "_arpo_released_kv", [])
+        for storage, nbytes in sized:
+            storage.resize_(nbytes)  # new bytes are uninitialised
+            torch.empty(0, dtype=torch.uint8).set_(storage).zero_()
+        worker._arpo_released_kv = []
+        return sum(n for _, n in sized)
+    storages: dict[int, Any] = {}
+    for layer in worker.vllm_config.compilation_config.static_forward_context.values():
+        kv = getattr(layer, "kv_cache", None)
+        for tensor in kv if isinstance(kv, list | tuple) else [kv]:
+            if isinstance(tensor, torch.Tensor) and tensor.untyped_storage().nbytes():
+                storages.setdefault(tensor.untyped_storage().data_ptr(), tensor.untyped_storage())
+    sized = [(storage, storage.nbytes()) for storage in storages.values()]
+    for storage, _ in sized:
+        storage.resize_(0)
+    worker._arpo_released_kv = sized
+    return sum(n for _, n in sized)
+
+
+def _released_linear(*args: Any) -> Any:
+    raise RuntimeError("this vLLM layer's weights were released; update_weights loads new ones")
+
+
+def _release_weights(worker: Any) -> int:
+    """On a vLLM worker: drop the CPU linear kernels (their repacked weights) and shrink every parameter
+    to 0 bytes; returns the parameter bytes released. `reload_weights` rebuilds both: it repacks each
+    layer and copies the new parameters into the old ones, after `_restore_weights`."""
+    worker = getattr(worker, "worker", worker)
+    model = worker.model_runner.get_model()
+    params: dict[int, Any] = {}
+    for module in model.modules():
+        if "cpu_linear" in vars(module):
+            module.cpu_linear = _released_linear  # the closure held the packed weights
+        for param in module.parameters(recurse=False):
+            if param.untyped_storage().nbytes():
+                params.setdefault(param.untyped_storage().data_ptr(), param)
+    sized = []
+    for param in params.values():
+        nbytes = param.untyped_storage().nbytes()
+        param.untyped_storage().resize_(0)
+        sized.append((param, nbytes))
+    worker._arpo_released_weights = sized
+    gc.collect()  # the kernels' handlers free their memory when collected
+    return sum(n for _, n in sized)
+
+
+def _restore_weights(worker: Any) -> int:
+    """On a vLLM worker: give released parameters their size back (uninitialised; reload fills them)."""
+    worker = getattr(worker, "worker", worker)
+    sized: list[tuple[Any, int]] = getattr(worker, "_arpo_released_weights", [])
+    for param, nbytes in sized:
+        param.untyped_storage().resize_(nbytes)
+    worker._arpo_released_weights = []
+    return sum(n for _, n in sized)
 
 
 def _checkpoint_weight_names(model_path: Path) -> frozenset[str]:
