@@ -45,6 +45,10 @@ ACTIVATION_TRANSIENT = 34
 backward temporaries, the frozen blocks' forward and the allocator's fragmentation. Both constants are
 fitted to one demo-sized update with and without checkpointing (bench/update_memory.py: the
 update added 4,735 MB and 1,753 MB over 8,192-token micro-batches of SmolLM2-135M, top 8 blocks)."""
+VLLM_CPU_WEIGHT_FACTOR = 1.42
+"""vLLM's CPU build holds its weights about 1.4 times: the embedding stays a parameter for lookups while
+oneDNN keeps its own repacked copy of every linear layer, the tied LM head's included (releasing the
+demo model's 513 MB of fp32 weights gave 729 MB back; VLLMSampler.release_memory)."""
 LOGIT_CHUNK_ELEMENTS = 1 << 24
 """Logits per LM-head chunk in the learner (64 MB in fp32; arpo_engine.logprobs.head_logprobs).
 
@@ -89,7 +93,7 @@ class ModelShape:
 class MemoryEstimate:
     kv_cache_bytes: int
     sampler_bytes: int
-    """vLLM: weights in model.dtype plus the KV cache."""
+    """vLLM: weights in model.dtype (`VLLM_CPU_WEIGHT_FACTOR` times on the CPU) plus the KV cache."""
     learner_bytes: int
     """At the update's peak: weights, gradients, AdamW moments, activations, a chunk of logits."""
     learner_resident_bytes: int
@@ -173,10 +177,11 @@ def estimate(config: RunConfig, *, gpu: bool = False) -> MemoryEstimate:
     """Bytes, CPUs and GPUs one run needs; `gpu`: the machine has CUDA (devices left at `auto` use it)."""
     shape = model_shape(config)
     kv = kv_cache_bytes(config, shape)
-    sampler = kv + shape.params * _DTYPE_BYTES[config.model.dtype] if config.rollout.sampler == "vllm" else 0
+    sampler_on_gpu = gpu or config.rollout.device.startswith("cuda")  # vLLM's CUDA build, wherever it is put
+    weights = shape.params * _DTYPE_BYTES[config.model.dtype] * (1 if sampler_on_gpu else VLLM_CPU_WEIGHT_FACTOR)
+    sampler = kv + int(weights) if config.rollout.sampler == "vllm" else 0
     on_gpu = {d for d in (config.optim.device, config.rollout.device) if d.startswith("cuda") or (gpu and d == "auto")}
     gpus = 0 if not on_gpu else max(1, len({"cuda:0" if d in ("auto", "cuda") else d for d in on_gpu}))
-    sampler_on_gpu = gpu or config.rollout.device.startswith("cuda")  # vLLM's CUDA build, wherever it is put
     return MemoryEstimate(
         kv_cache_bytes=kv,
         sampler_bytes=sampler,
