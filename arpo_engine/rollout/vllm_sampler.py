@@ -117,10 +117,11 @@ class VLLMSampler:
 
     def release_memory(self, *, weights: bool = False) -> int:
         """Hand the KV cache's memory back to the OS until the next request, and with `weights` the model's
-        weights until the next `update_weights`; returns the bytes released.
+        weights until the next `update_weights`; returns the bytes of cache and parameters released (the
+        linear kernels' repacked copies of the weights come on top).
 
         A learner's update and the weight sync that follows it need neither, and on the CPU they are the
-        largest blocks of a run's memory: 0.9 GB of cache and 0.5 GB of weights in the demo run. vLLM's
+        largest blocks of a run's memory: 0.9 GB of cache and 0.7 GB of weights in the demo run. vLLM's
         sleep mode does this on CUDA only. Here each cache storage is shrunk to nothing in place, so every
         view vLLM holds stays valid, and the next `submit` grows it back zeroed; the prefix cache is
         dropped, its blocks are gone. Released weights are the repacked linear kernels (dropped) and the
