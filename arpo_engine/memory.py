@@ -146,31 +146,32 @@ def _trainable_layers(config: RunConfig, shape: ModelShape) -> int:
     return shape.layers if o.trainable_layers <= 0 else min(o.trainable_layers, shape.layers)
 
 
+def _trainable_params(config: RunConfig, shape: ModelShape) -> int:
+    if config.optim.lora_rank > 0:
+        return int(shape.params * 0.01)
+    return int(shape.params * _trainable_layers(config, shape) / shape.layers)
+
+
 def learner_resident_bytes(config: RunConfig, shape: ModelShape | None = None) -> int:
     """What the learner holds between updates: fp32 weights, two AdamW moments of the trainable share, and
     the reference copy when the KL term needs one."""
     shape = shape or model_shape(config)
-    o = config.optim
-    trainable = int(shape.params * _trainable_layers(config, shape) / shape.layers)
-    if o.lora_rank > 0:
-        trainable = int(shape.params * 0.01)
     weights = shape.params * 4
-    reference = weights if config.algorithm.kl_coef > 0 and o.lora_rank <= 0 else 0
-    return weights + trainable * 4 * 2 + reference
+    reference = weights if config.algorithm.kl_coef > 0 and config.optim.lora_rank <= 0 else 0
+    return weights + _trainable_params(config, shape) * 4 * 2 + reference
 
 
 def learner_bytes(config: RunConfig, shape: ModelShape | None = None) -> int:
+    """At the update's peak: what it holds between updates, plus gradients, activations and logits."""
     shape = shape or model_shape(config)
     o = config.optim
     trainable_layers = _trainable_layers(config, shape)
-    trainable = int(shape.params * trainable_layers / shape.layers) if o.lora_rank <= 0 else int(shape.params * 0.01)
-    resident = learner_resident_bytes(config, shape)
-    gradients = trainable * 4
+    gradients = _trainable_params(config, shape) * 4
     kept_layers = 1 if o.activation_checkpointing else trainable_layers
     per_token = ACTIVATION_FACTOR * kept_layers + trainable_layers + ACTIVATION_TRANSIENT
     activations = o.micro_batch_tokens * shape.hidden * 4 * per_token
     logits = chunk_rows(shape.vocab) * shape.vocab * 4 * LOGIT_COPIES
-    return resident + gradients + activations + logits
+    return learner_resident_bytes(config, shape) + gradients + activations + logits
 
 
 def estimate(config: RunConfig, *, gpu: bool = False) -> MemoryEstimate:

@@ -137,7 +137,7 @@ class VLLMSampler:
         released = 0
         if not self._kv_released:
             self.llm.reset_prefix_cache()
-            released += sum(self.llm.collective_rpc(_resize_kv_storages, args=(False,)))
+            released += sum(self.llm.collective_rpc(_release_kv_cache))
             self._kv_released = True
         if weights and not self._weights_released:
             released += sum(self.llm.collective_rpc(_release_weights))
@@ -147,7 +147,7 @@ class VLLMSampler:
 
     def _restore_kv_cache(self) -> None:
         if self._kv_released:
-            self.llm.collective_rpc(_resize_kv_storages, args=(True,))
+            self.llm.collective_rpc(_restore_kv_cache)
             self._kv_released = False
 
     def generate(self, requests: Sequence[GenRequest], *, temperature: float, top_p: float) -> list[GenResult]:
@@ -335,19 +335,12 @@ class _Stream:
     entropies: list[float] = field(default_factory=list)
 
 
-def _resize_kv_storages(worker: Any, restore: bool) -> int:
-    """On a vLLM worker: shrink every KV cache storage to 0 bytes (`restore` False) or grow it back zeroed
-    to its size (True); returns the bytes affected. Runs through `collective_rpc`, in the worker."""
+def _release_kv_cache(worker: Any) -> int:
+    """On a vLLM worker (through `collective_rpc`): shrink every KV cache storage to 0 bytes in place;
+    returns the bytes released."""
     import torch
 
     worker = getattr(worker, "worker", worker)  # the wrapper collective_rpc passes, or the worker itself
-    if restore:
-        sized: list[tuple[Any, int]] = getattr(worker, "_arpo_released_kv", [])
-        for storage, nbytes in sized:
-            storage.resize_(nbytes)  # new bytes are uninitialised
-            torch.empty(0, dtype=torch.uint8).set_(storage).zero_()
-        worker._arpo_released_kv = []
-        return sum(n for _, n in sized)
     storages: dict[int, Any] = {}
     for layer in worker.vllm_config.compilation_config.static_forward_context.values():
         kv = getattr(layer, "kv_cache", None)
@@ -359,6 +352,17 @@ def _resize_kv_storages(worker: Any, restore: bool) -> int:
         storage.resize_(0)
     worker._arpo_released_kv = sized
     return sum(n for _, n in sized)
+
+
+def _restore_kv_cache(worker: Any) -> None:
+    """On a vLLM worker: grow the released KV cache storages back to their size, zeroed."""
+    import torch
+
+    worker = getattr(worker, "worker", worker)
+    for storage, nbytes in getattr(worker, "_arpo_released_kv", []):
+        storage.resize_(nbytes)  # new bytes are uninitialised
+        torch.empty(0, dtype=torch.uint8).set_(storage).zero_()
+    worker._arpo_released_kv = []
 
 
 def _released_linear(*args: Any) -> Any:
@@ -388,14 +392,12 @@ def _release_weights(worker: Any) -> int:
     return sum(n for _, n in sized)
 
 
-def _restore_weights(worker: Any) -> int:
+def _restore_weights(worker: Any) -> None:
     """On a vLLM worker: give released parameters their size back (uninitialised; reload fills them)."""
     worker = getattr(worker, "worker", worker)
-    sized: list[tuple[Any, int]] = getattr(worker, "_arpo_released_weights", [])
-    for param, nbytes in sized:
+    for param, nbytes in getattr(worker, "_arpo_released_weights", []):
         param.untyped_storage().resize_(nbytes)
     worker._arpo_released_weights = []
-    return sum(n for _, n in sized)
 
 
 def _checkpoint_weight_names(model_path: Path) -> frozenset[str]:

@@ -1,7 +1,6 @@
 """The transformers and vLLM samplers: stops, budgets, seeds, entropies, EOS and weight updates."""
 
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from arpo_engine.rollout.factory import make_sampler
 from arpo_engine.rollout.hf_sampler import TransformersSampler
 from arpo_engine.rollout.sampler import GenRequest, GenResult
 from arpo_engine.rollout.vllm_sampler import VLLMSampler
+from tests.test_release_memory import rss
 
 CAPITAL = "What is the capital of France?"
 COUNT = "Count from 1 to 10, separated by commas."
@@ -411,32 +411,27 @@ def test_vllm_cancel_drops_pending_requests_and_generate_works_after(smol_vllm: 
     assert 1 <= len(one(smol_vllm, request).token_ids) <= 16
 
 
-def _resident_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 @pytest.mark.slow
 def test_vllm_release_memory_returns_cache_and_weights_and_the_sampler_works_again(
     smol_vllm: VLLMSampler, smol_hf: TransformersSampler
 ) -> None:
     request = GenRequest(chat(smol_vllm.tokenizer, STORY), 12, seed=21)
     before = one(smol_vllm, request)
-    resident = _resident_bytes()
+    resident = rss()
     released = smol_vllm.release_memory()  # the KV cache only
     assert released > 256 << 20  # a tenth of RAM less the weights
-    low = _resident_bytes()
+    low = rss()
     assert resident - low > 0.8 * released
     assert smol_vllm.release_memory() == 0  # already released
     assert one(smol_vllm, request).token_ids == before.token_ids
-    assert _resident_bytes() - low > 0.8 * released  # the request took the cache back, zeroed
+    assert rss() - low > 0.8 * released  # the request took the cache back, zeroed
 
     smol_vllm.release_memory()
-    resident = _resident_bytes()
+    resident = rss()
     released = smol_vllm.release_memory(weights=True)
     weights = sum(f.stat().st_size for f in Path(smol_vllm.llm.llm_engine.model_config.model).glob("*.safetensors"))
     assert released > 0.15 * weights  # the parameters still held: embeddings (a fifth here) and norms
-    assert resident - _resident_bytes() > 0.9 * weights  # and the linear kernels' packed copies
+    assert resident - rss() > 0.9 * weights  # and the linear kernels' packed copies
     with pytest.raises(RuntimeError, match="update_weights"):
         one(smol_vllm, request)
     smol_vllm.update_weights(smol_hf.model.state_dict().items())
