@@ -2,8 +2,8 @@
 
 ARPO's forks repeat their parent's tokens up to the branch point, and all paths of a prompt (GRPO's too)
 repeat the prompt. A causal LM gives a token the same hidden state whatever follows it, so the learner
-only needs each distinct prefix once. `pack` inserts a micro-batch's sequences (prompt + response) into
-a token trie and lays the trie out depth-first as one packed sequence:
+only needs each distinct prefix once. `pack` lays the token trie of a micro-batch's sequences (prompt +
+response) out depth-first as one packed sequence (sorted, the sequences list it in that order):
 - position ids are each token's depth, i.e. its position in every path that holds it;
 - the trie splits into segments (chains between branch points), contiguous in the packed order;
 - a segment's tokens attend causally to the segment and fully to its ancestor segments, nothing else.
@@ -23,10 +23,12 @@ by chance share them too, which is exact for the same reason.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 from arpo_engine.logprobs import TokenLogprobs, head_logprobs
@@ -50,10 +52,14 @@ class Segment:
     start: int
     end: int
     """Packed positions [start, end) of the segment's tokens."""
-    keys: torch.Tensor
-    """(K,) packed positions its tokens attend to: ancestor segments, then its own tokens."""
-    mask: torch.Tensor | None
-    """(end - start, K) bool, True where a query may attend; None for a root segment (plain causal)."""
+    key_start: int
+    key_end: int
+    """Its slice of `TreePack.keys`: the packed positions it attends to, ancestor segments first, itself last."""
+
+    @property
+    def is_root(self) -> bool:
+        """No ancestors: the segment attends to itself only, plain causal."""
+        return self.key_end - self.key_start == self.end - self.start
 
 
 @dataclass(frozen=True)
@@ -67,26 +73,41 @@ class TreePack:
     node: torch.Tensor
     """(B, T-1) packed position of the token whose log-prob sits at this padded position (-1: none)."""
     segments: tuple[Segment, ...]
+    keys: torch.Tensor
+    """(sum of K,) every segment's key positions, one after the other (`Segment.key_start`/`key_end`)."""
     segment_of: torch.Tensor
     """(L,) the segment each packed token belongs to."""
     ancestors: torch.Tensor
     """(S, S) bool: row s is True at s and at every segment above it in the trie."""
     flex: Any = None
     """The block-sparse tree mask of `with_flex` (FlexAttention); None: attend segment by segment."""
+    masks: dict[int, torch.Tensor] = field(default_factory=dict, compare=False, repr=False)
+    """Segment attention masks, made on the pack's device when first asked for (`segment_mask`)."""
 
     @property
     def length(self) -> int:
         """Packed tokens, padding for `with_flex` included (padding comes last and nothing reads it)."""
         return int(self.input_ids.shape[1])
 
+    def segment_mask(self, index: int) -> torch.Tensor | None:
+        """(Ls, K) bool for a segment with ancestors: all of them, then causal within itself; None for a root.
+
+        Made once per pack and shared by every layer (autograd keeps one tensor, not one per layer).
+        """
+        s = self.segments[index]
+        if s.is_root:
+            return None
+        mask = self.masks.get(index)
+        if mask is None:
+            rows, cols = s.end - s.start, s.key_end - s.key_start
+            mask = torch.ones(rows, cols, dtype=torch.bool, device=self.keys.device).tril(cols - rows)
+            self.masks[index] = mask
+        return mask
+
     def to(self, device: torch.device) -> TreePack:
-        segments = tuple(
-            Segment(s.start, s.end, s.keys.to(device), None if s.mask is None else s.mask.to(device))
-            for s in self.segments
-        )
         return TreePack(
             self.input_ids.to(device), self.position_ids.to(device), self.parent.to(device), self.node.to(device),
-            segments, self.segment_of.to(device), self.ancestors.to(device), self.flex,
+            self.segments, self.keys.to(device), self.segment_of.to(device), self.ancestors.to(device), self.flex,
         )  # fmt: skip
 
     def with_flex(self) -> TreePack:
@@ -119,98 +140,120 @@ class TreePack:
         pad = torch.zeros(1, extra, dtype=torch.long, device=device)
         return TreePack(
             torch.cat([self.input_ids, pad], dim=1), torch.cat([self.position_ids, pad], dim=1), self.parent,
-            self.node, self.segments, segment_of, ancestors, block_mask,
+            self.node, self.segments, self.keys, segment_of, ancestors, block_mask,
         )  # fmt: skip
 
 
-class _Trie:
-    def __init__(self) -> None:
-        self.token: list[int] = []
-        self.parent: list[int] = []
-        self.depth: list[int] = []
-        self.children: list[dict[int, int]] = []
-        self.roots: dict[int, int] = {}
+def _shared(a: np.ndarray, b: np.ndarray) -> int:
+    """Length of the common prefix of two token arrays."""
+    n = min(len(a), len(b))
+    differ = np.flatnonzero(a[:n] != b[:n])
+    return int(differ[0]) if differ.size else n
 
-    def insert(self, tokens: Sequence[int]) -> list[int]:
-        """Node id of every token of the sequence, adding the nodes it does not share yet."""
-        ids: list[int] = []
-        level, parent = self.roots, -1
-        for depth, token in enumerate(tokens):
-            node = level.get(token)
-            if node is None:
-                node = len(self.token)
-                level[token] = node
-                self.token.append(token)
-                self.parent.append(parent)
-                self.depth.append(depth)
-                self.children.append({})
-            ids.append(node)
-            level, parent = self.children[node], node
-        return ids
+
+class DistinctTokens:
+    """The number of distinct prefixes (trie nodes) of a growing set of sequences.
+
+    Sorted, a set of sequences has as many distinct prefixes as tokens, less what each sequence shares
+    with the one before it; adding one changes only its two neighbours' terms.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[list[int]] = []
+        self.arrays: list[np.ndarray] = []
+        self.count = 0
+
+    def add(self, tokens: list[int]) -> int:
+        """Add a sequence; returns the new count."""
+        at = bisect.bisect_right(self.rows, tokens)
+        new = np.asarray(tokens, dtype=np.int64)
+        before = self.arrays[at - 1] if at > 0 else None
+        after = self.arrays[at] if at < len(self.arrays) else None
+        self.count += len(tokens)
+        if before is not None:
+            self.count -= _shared(before, new)
+        if after is not None:
+            self.count -= _shared(new, after)
+            if before is not None:
+                self.count += _shared(before, after)
+        self.rows.insert(at, tokens)
+        self.arrays.insert(at, new)
+        return self.count
 
 
 def unique_tokens(batch: Sequence[Sequenced]) -> int:
     """Distinct tokens (trie nodes) of the sequences: the packed length `pack` would give."""
-    trie = _Trie()
+    counter = DistinctTokens()
     for s in batch:
-        trie.insert(s.prompt_ids + s.response_ids)
-    return len(trie.token)
+        counter.add(s.prompt_ids + s.response_ids)
+    return counter.count
 
 
 def pack(batch: Sequence[Sequenced], width: int) -> TreePack:
-    """Pack sequences whose padded layout is `width` tokens wide (the longest prompt + response)."""
-    trie = _Trie()
-    rows = [trie.insert(s.prompt_ids + s.response_ids) for s in batch]
-    order: list[int] = []  # packed position -> node
-    spans: list[tuple[int, int, int]] = []  # (start, end, parent segment)
-    stack = [(root, -1) for root in reversed(list(trie.roots.values()))]
-    while stack:
-        node, parent_segment = stack.pop()
-        start = len(order)
-        order.append(node)
-        while len(trie.children[node]) == 1:
-            (node,) = trie.children[node].values()
-            order.append(node)
-        spans.append((start, len(order), parent_segment))
-        segment = len(spans) - 1
-        stack.extend((child, segment) for child in reversed(list(trie.children[node].values())))
+    """Pack sequences whose padded layout is `width` tokens wide (the longest prompt + response).
 
-    where = [0] * len(order)  # node -> packed position
-    for position, node in enumerate(order):
-        where[node] = position
+    Sorted, the sequences list their trie depth-first: each one adds the tokens past what it shares
+    with the one before it, and that run's parent is the shared prefix's last token. A segment ends
+    where the next run starts, or where a later sequence branches off (its neighbour in sorted order
+    then shares exactly up to there), so every segment is a chain whose tokens all precede its
+    children's. All of it is array work per sequence, not per token.
+    """
+    sequences = [s.prompt_ids + s.response_ids for s in batch]
+    arrays = [np.asarray(t, dtype=np.int64) for t in sequences]
+    where: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(batch)  # per row: packed position of each token
+    tokens, depths, parents, starts = [], [], [], []
+    total, previous = 0, -1
+    for row in sorted(range(len(batch)), key=sequences.__getitem__):
+        a = arrays[row]
+        shared = 0
+        if previous >= 0:
+            shared = _shared(arrays[previous], a)
+            if shared < len(arrays[previous]):  # a branch: the earlier sibling's chain ends before it
+                starts.append(int(where[previous][shared]))
+        own = np.arange(total, total + len(a) - shared)
+        where[row] = np.concatenate([where[previous][:shared], own]) if shared else own
+        if len(own):
+            starts.append(total)
+            tokens.append(a[shared:])
+            depths.append(np.arange(shared, len(a)))
+            parents.append(np.concatenate([[-1], own[:-1]]) if shared == 0 else where[row][shared - 1 : -1])
+            total += len(own)
+        previous = row
+
+    length = total
+    begin = np.unique(np.asarray(starts, dtype=np.int64))
+    end = np.append(begin[1:], length)
+    parent = np.concatenate(parents) if parents else np.empty(0, dtype=np.int64)
+    segment_of = np.searchsorted(begin, np.arange(length), side="right") - 1
+    count = len(begin)
+    ancestors = np.zeros((count, count), dtype=bool)
+    ranges: list[list[tuple[int, int]]] = []
     segments: list[Segment] = []
-    ancestry: list[list[tuple[int, int]]] = []  # per segment: the ranges it attends to, itself last
-    for start, end, parent_segment in spans:
-        ranges = (ancestry[parent_segment] if parent_segment >= 0 else []) + [(start, end)]
-        ancestry.append(ranges)
-        keys = torch.cat([torch.arange(a, b) for a, b in ranges])
-        mask = None
-        if len(ranges) > 1:
-            before = len(keys) - (end - start)
-            mask = torch.ones(end - start, len(keys), dtype=torch.bool)
-            mask[:, before:] = torch.ones(end - start, end - start, dtype=torch.bool).tril()
-        segments.append(Segment(start, end, keys, mask))
-
-    ancestors = torch.zeros(len(spans), len(spans), dtype=torch.bool)
-    segment_of = torch.empty(len(order), dtype=torch.long)
-    for index, (start, end, parent_segment) in enumerate(spans):
-        segment_of[start:end] = index
+    key_parts: list[np.ndarray] = []
+    offset = 0
+    for index, (start, stop) in enumerate(zip(begin.tolist(), end.tolist(), strict=True)):
+        above = int(segment_of[parent[start]]) if parent[start] >= 0 else -1  # parents come first depth-first
+        if above >= 0:
+            ancestors[index] = ancestors[above]
         ancestors[index, index] = True
-        if parent_segment >= 0:
-            ancestors[index] |= ancestors[parent_segment]  # parents come first in depth-first order
+        ranges.append((ranges[above] if above >= 0 else []) + [(start, stop)])
+        keys = np.concatenate([np.arange(a, b) for a, b in ranges[index]])
+        key_parts.append(keys)
+        segments.append(Segment(start, stop, offset, offset + len(keys)))
+        offset += len(keys)
 
     targets = torch.full((len(batch), width - 1), -1, dtype=torch.long)
-    for row, ids in enumerate(rows):
-        targets[row, : len(ids) - 1] = torch.tensor([where[n] for n in ids[1:]], dtype=torch.long)
-    parents = [trie.parent[n] for n in order]
+    for row, positions in enumerate(where):
+        targets[row, : len(positions) - 1] = torch.from_numpy(positions[1:])
     return TreePack(
-        input_ids=torch.tensor([[trie.token[n] for n in order]], dtype=torch.long),
-        position_ids=torch.tensor([[trie.depth[n] for n in order]], dtype=torch.long),
-        parent=torch.tensor([where[p] if p >= 0 else -1 for p in parents], dtype=torch.long),
+        input_ids=torch.from_numpy(np.concatenate(tokens) if tokens else np.empty(0, dtype=np.int64))[None],
+        position_ids=torch.from_numpy(np.concatenate(depths) if depths else np.empty(0, dtype=np.int64))[None],
+        parent=torch.from_numpy(parent),
         node=targets,
         segments=tuple(segments),
-        segment_of=segment_of,
-        ancestors=ancestors,
+        keys=torch.from_numpy(np.concatenate(key_parts) if key_parts else np.empty(0, dtype=np.int64)),
+        segment_of=torch.from_numpy(segment_of),
+        ancestors=torch.from_numpy(ancestors),
     )
 
 
@@ -221,19 +264,16 @@ def eq6_mask(tree: TreePack, mask: torch.Tensor, advantages: torch.Tensor) -> tu
     keeps mask 1 and gets the mean advantage of all its trained copies; the other copies get mask 0.
     """
     valid = (mask > 0) & (tree.node >= 0)  # (B, T-1)
-    nodes = tree.node[valid]  # (C,)
+    nodes = tree.node[valid]  # (C,) row-major
     total = torch.zeros(tree.length, dtype=advantages.dtype, device=advantages.device)
     count = torch.zeros(tree.length, dtype=advantages.dtype, device=advantages.device)
     total.index_add_(0, nodes, advantages[valid])
     count.index_add_(0, nodes, torch.ones_like(nodes, dtype=advantages.dtype))
-    seen: set[int] = set()
-    flags = []
-    for n in nodes.tolist():  # row-major first occurrence
-        flags.append(n not in seen)
-        seen.add(n)
-    first = torch.tensor(flags, dtype=torch.bool, device=nodes.device)
+    order = torch.arange(len(nodes), device=nodes.device)
+    first_copy = torch.full((tree.length,), len(nodes), dtype=torch.long, device=nodes.device)
+    first_copy.scatter_reduce_(0, nodes, order, reduce="amin")
     kept = torch.zeros_like(mask)
-    kept[valid] = first.to(mask.dtype)
+    kept[valid] = (first_copy[nodes] == order).to(mask.dtype)
     mean = torch.zeros_like(advantages)
     mean[valid] = (total / count.clamp(min=1))[nodes]
     return kept, torch.where(kept > 0, mean, 0.0)
@@ -269,15 +309,19 @@ def tree_attention(
     # CUDA's kernels for arbitrary masks do not take grouped heads, so there the heads are repeated.
     repeat = groups > 1 and query.device.type != "cpu"
     outputs = []
-    for s in tree.segments:
+    for index, s in enumerate(tree.segments):
         q = query[:, :, s.start : s.end]  # (1, H, Ls, D)
-        k = key.index_select(2, s.keys)  # (1, Hkv, K, D)
-        v = value.index_select(2, s.keys)
+        if s.is_root:  # itself only: a slice, no copy
+            k, v = key[:, :, s.start : s.end], value[:, :, s.start : s.end]
+        else:
+            keys = tree.keys[s.key_start : s.key_end]
+            k, v = key.index_select(2, keys), value.index_select(2, keys)  # (1, Hkv, K, D)
         if repeat:
             k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+        mask = tree.segment_mask(index)
         outputs.append(
             torch.nn.functional.scaled_dot_product_attention(
-                q, k, v, attn_mask=s.mask, is_causal=s.mask is None, scale=scaling, enable_gqa=groups > 1 and not repeat
+                q, k, v, attn_mask=mask, is_causal=mask is None, scale=scaling, enable_gqa=groups > 1 and not repeat
             )
         )
     return torch.cat(outputs, dim=2).transpose(1, 2).contiguous(), None  # (1, L, H, D)
@@ -355,9 +399,7 @@ def tree_token_logprobs(
     distinct, copies = torch.unique(tree.node[wanted], return_inverse=True)  # (U,), (C,)
     h = hidden.index_select(0, tree.parent[distinct])  # (U, H): a token is predicted from the one before it
     labels = tree.input_ids[0].index_select(0, distinct)  # (U,)
-    lp, ent = head_logprobs(
-        model, h, labels, temperature=temperature, with_entropy=with_entropy, chunk_size=chunk_size
-    )
+    lp, ent = head_logprobs(model, h, labels, temperature=temperature, with_entropy=with_entropy, chunk_size=chunk_size)
 
     def spread(values: torch.Tensor) -> torch.Tensor:  # (U,) -> the padded layout, one copy per path
         full = values.new_zeros(select.shape)
@@ -373,14 +415,13 @@ def tree_micro_batches(batch: Sequence[Any], max_tokens: int) -> Iterator[list[A
     grows by whole trees while they fit and splits a tree only when it alone is over the budget.
     """
     current: list[Any] = []
-    trie = _Trie()
+    counter = DistinctTokens()
     for s in batch:
         tokens = s.prompt_ids + s.response_ids
-        trie.insert(tokens)
-        if current and len(trie.token) > max_tokens:
+        if counter.add(tokens) > max_tokens and current:
             yield current
-            current, trie = [], _Trie()
-            trie.insert(tokens)
+            current, counter = [], DistinctTokens()
+            counter.add(tokens)
         current.append(s)
     if current:
         yield current

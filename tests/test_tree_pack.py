@@ -10,7 +10,15 @@ import torch
 from arpo_engine.config import AlgorithmConfig, OptimConfig
 from arpo_engine.learner import Learner, TrainSequence, pad_sequences
 from arpo_engine.logprobs import token_logprobs
-from arpo_engine.tree_pack import eq6_mask, pack, tree_micro_batches, tree_token_logprobs, unique_tokens
+from arpo_engine.tree_pack import (
+    FLEX_BLOCK,
+    DistinctTokens,
+    eq6_mask,
+    pack,
+    tree_micro_batches,
+    tree_token_logprobs,
+    unique_tokens,
+)
 from tests.toy import VOCAB, small_llama
 from tests.trees import record_trees, train_sequences
 
@@ -57,6 +65,58 @@ def test_packing_computes_each_shared_token_once():
     tree = pack(batch, pad_sequences(batch, 0).input_ids.shape[1])
     prompt, a, b_own, c_own, d = 7, 15, 8, 6, 10
     assert tree.length == prompt + a + b_own + c_own + d + 5 - 3 + 9  # second prompt shares its first 3 tokens
+
+
+def awkward_batch() -> list[TrainSequence]:
+    """Duplicates, a path that is a prefix of another, prompts sharing a few tokens, a lone token."""
+    g = torch.Generator().manual_seed(3)
+    rand = lambda n: torch.randint(0, 5, (n,), generator=g).tolist()  # noqa: E731  # 5 symbols: chance sharing too
+    prompt = rand(4)
+    a = rand(12)
+    rows = [(prompt, a), (prompt, a), (prompt, a[:5]), (prompt, a[:5] + rand(6)), (prompt[:2], rand(7)), ([9], [9])]
+    rows += [(prompt, rand(9)) for _ in range(6)]
+    return [TrainSequence(i % 3, p, r, [1] * len(r), [1.0] * len(r)) for i, (p, r) in enumerate(rows)]
+
+
+def ancestry(tree) -> torch.Tensor:
+    """(L, L) bool from the parent pointers alone: a token sees itself and every token above it."""
+    allowed = torch.eye(tree.length, dtype=torch.bool)
+    for q in range(tree.length):
+        p = int(tree.parent[q])
+        while p >= 0:
+            allowed[q, p] = True
+            p = int(tree.parent[p])
+    return allowed
+
+
+@pytest.mark.parametrize("source", ["forked", "awkward", "recorded"])
+def test_pack_is_the_token_trie_laid_out_depth_first(source):
+    batch = {"forked": forked_batch, "awkward": awkward_batch,
+             "recorded": lambda: train_sequences(record_trees(3, group_size=4, initial=2, words=12))}[source]()  # fmt: skip
+    padded = pad_sequences(batch, 0)
+    tree = pack(batch, padded.input_ids.shape[1])
+    distinct = {tuple((s.prompt_ids + s.response_ids)[: j + 1]) for s in batch for j in range(s.length)}
+    assert tree.length == len(distinct) == unique_tokens(batch)
+    ids, depth, parent = tree.input_ids[0], tree.position_ids[0], tree.parent
+    for row, s in enumerate(batch):  # each path's tokens, read back through the pack, are the path
+        tokens = s.prompt_ids + s.response_ids
+        nodes = tree.node[row, : len(tokens) - 1]
+        assert ids[nodes].tolist() == tokens[1:] and depth[nodes].tolist() == list(range(1, len(tokens)))
+        assert parent[nodes].tolist() == [int(parent[nodes[0]]), *nodes[:-1].tolist()]
+        assert (tree.node[row, len(tokens) - 1 :] == -1).all()
+    assert (parent < torch.arange(tree.length)).all()  # depth-first: a parent comes before its children
+    # what segment attention lets each token see is exactly its ancestors, and so is the FlexAttention rule
+    assert torch.equal(dense_tree_mask(tree), ancestry(tree))
+
+
+def test_distinct_token_count_follows_a_growing_batch():
+    batch = awkward_batch() + forked_batch()
+    seen: set[tuple[int, ...]] = set()
+    counter = DistinctTokens()
+    for s in batch:
+        tokens = s.prompt_ids + s.response_ids
+        seen |= {tuple(tokens[: j + 1]) for j in range(len(tokens))}
+        assert counter.add(tokens) == len(seen)
 
 
 def test_tree_logprobs_equal_padded_logprobs_with_entropies():
@@ -193,9 +253,11 @@ def test_bf16_autocast_on_cuda_points_the_same_way_as_fp32():
 def dense_tree_mask(tree) -> torch.Tensor:
     """(L, L) bool from the segments' own key lists: who each packed token may attend to."""
     allowed = torch.zeros(tree.length, tree.length, dtype=torch.bool)
-    for s in tree.segments:
-        mask = s.mask if s.mask is not None else torch.ones(s.end - s.start, s.end - s.start, dtype=torch.bool).tril()
-        allowed[s.start : s.end, s.keys] = mask
+    for index, s in enumerate(tree.segments):
+        mask = tree.segment_mask(index)
+        if mask is None:
+            mask = torch.ones(s.end - s.start, s.end - s.start, dtype=torch.bool).tril()
+        allowed[s.start : s.end, tree.keys[s.key_start : s.key_end]] = mask
     return allowed
 
 
@@ -209,6 +271,24 @@ def test_flex_tree_mask_is_the_segment_attention_pattern(source):
     kv = torch.arange(tree.length)[None, :]
     flex_rule = tree.ancestors[tree.segment_of[:, None], tree.segment_of[None, :]] & (kv <= q)
     assert torch.equal(flex_rule, dense_tree_mask(tree))
+
+
+def test_flex_block_mask_visits_exactly_the_blocks_where_tokens_see_each_other():
+    """`with_flex` on the CPU: the pack padded to whole blocks, the padding attending only to itself, and the
+    block-sparse mask's non-empty blocks those of the tree's token-level mask (FlexAttention skips the rest)."""
+    batch = train_sequences(record_trees(3, group_size=4, initial=2, words=12))
+    tree = pack(batch, pad_sequences(batch, 0).input_ids.shape[1])
+    flex = tree.with_flex()
+    assert flex.length % FLEX_BLOCK == 0 and 0 < flex.length - tree.length < FLEX_BLOCK
+    assert torch.equal(flex.input_ids[:, : tree.length], tree.input_ids) and torch.equal(flex.keys, tree.keys)
+    pad = flex.length - tree.length
+    dense = torch.zeros(flex.length, flex.length, dtype=torch.bool)
+    dense[: tree.length, : tree.length] = ancestry(tree)
+    dense[tree.length :, tree.length :] = torch.ones(pad, pad, dtype=torch.bool).tril()
+    n = flex.length // FLEX_BLOCK
+    visited = dense.view(n, FLEX_BLOCK, n, FLEX_BLOCK).any(3).any(1)
+    assert torch.equal(flex.flex.to_dense()[0, 0].bool(), visited)
+    assert visited.sum() < n * (n + 1) // 2  # the tree skips blocks a causal mask would compute
 
 
 def test_flex_is_used_only_where_it_can_run():
