@@ -153,6 +153,8 @@ class AlgorithmConfig:
 
 PRECISIONS = ("auto", "fp32", "bf16")
 """`optim.precision`: `auto` is bf16 where the device has native bf16 matrix products, fp32 elsewhere."""
+TREE_ATTENTIONS = ("auto", "segments", "flex", "varlen")
+"""`optim.tree_attention` (see OptimConfig.tree_attention)."""
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,8 @@ class OptimConfig:
     tree_attention: str = "auto"
     """How a tree-packed pass attends: `segments` (one SDPA call per chain between branch points; fastest on
     a CPU), `flex` (one FlexAttention kernel over the whole pack with a block-sparse tree mask; CUDA only),
-    or `auto` (`flex` on CUDA, `segments` elsewhere)."""
+    `varlen` (one FlashAttention variable-length call, each chain a sequence over its ancestors' gathered
+    keys; CUDA and bf16 only, not yet measured on a GPU), or `auto` (`flex` on CUDA, `segments` elsewhere)."""
     trainable_layers: int = 0
     """Train only the top this-many transformer blocks (and the final norm); 0 trains every parameter.
     Backward then stops at the lowest trainable block, which roughly halves a step's cost on a CPU."""
@@ -321,8 +324,10 @@ class RunConfig:
             raise ConfigError("branching.beam_width (Z) must be at least 2: a fork adds Z-1 paths")
         if not 0 <= b.consecutive_penalty < 1:
             raise ConfigError("branching.consecutive_penalty must be in [0, 1)")
-        if self.optim.tree_attention not in ("auto", "segments", "flex"):
-            raise ConfigError(f"optim.tree_attention must be auto, segments or flex, not {self.optim.tree_attention!r}")
+        if self.optim.tree_attention not in TREE_ATTENTIONS:
+            raise ConfigError(
+                f"optim.tree_attention must be one of {', '.join(TREE_ATTENTIONS)}, not {self.optim.tree_attention!r}"
+            )
         if self.optim.precision not in PRECISIONS:
             raise ConfigError(f"optim.precision must be auto, fp32 or bf16, not {self.optim.precision!r}")
         self._validate_devices()

@@ -109,7 +109,7 @@ ADVANCED: frozenset[str] = frozenset(
 
 _CHOICES_BY_HAND: dict[str, tuple[str, ...]] = {
     "optim.precision": config_module.PRECISIONS,
-    "optim.tree_attention": ("auto", "segments", "flex"),
+    "optim.tree_attention": config_module.TREE_ATTENTIONS,
 }
 """String fields whose allowed values `RunConfig.validate` checks rather than the type (a Literal)."""
 

@@ -36,6 +36,7 @@ from arpo_engine.tree_pack import (
     pack,
     tree_micro_batches,
     tree_token_logprobs,
+    varlen_unsupported,
 )
 
 
@@ -107,6 +108,21 @@ def pad_sequences(batch: Sequence[TrainSequence], pad_id: int) -> Padded:
     return Padded(ids, attention, mask, advantages, spans)
 
 
+def resolve_tree_attention(setting: str, model: Any, device: torch.device, precision: str) -> str:
+    """optim.tree_attention for this learner: `auto` is `flex` where FlexAttention can run, else `segments`;
+    an explicit kernel that cannot run here is refused with the reason."""
+    why_not = {
+        "flex": flex_unsupported(model, device),
+        "varlen": varlen_unsupported(model, device, precision),
+        "segments": "",
+    }
+    if setting == "auto":
+        return "segments" if why_not["flex"] else "flex"
+    if why_not[setting]:
+        raise ValueError(f"optim.tree_attention={setting} {why_not[setting]}")
+    return setting
+
+
 def micro_batches(batch: Sequence[TrainSequence], max_tokens: int) -> Iterator[list[TrainSequence]]:
     """Consecutive groups whose padded size (rows x longest) stays within max_tokens (at least one row)."""
     current: list[TrainSequence] = []
@@ -170,10 +186,8 @@ class Learner:
         self.optim_cfg = optim
         self.precision, self.precision_note = learner_precision(optim.precision, self.device)
         """What the learner computes in (`fp32` or `bf16`) and, when it differs from optim.precision, why."""
-        flex, why_not = optim.tree_attention, flex_unsupported(model, self.device)
-        if flex == "flex" and why_not:
-            raise ValueError(f"optim.tree_attention=flex {why_not}")
-        self._tree_flex = flex == "flex" or (flex == "auto" and not why_not)
+        self.tree_attention = resolve_tree_attention(optim.tree_attention, model, self.device, self.precision)
+        """How a tree-packed pass attends here: `segments`, `flex` or `varlen` (optim.tree_attention resolved)."""
         self.algorithm = algorithm
         self.settings = loss_settings(algorithm)
         self.pad_token_id = pad_token_id
@@ -194,8 +208,8 @@ class Learner:
         self.model.eval()
         for chunk in self._micro_batches(batch):
             padded = self._pad(chunk)
-            old = self._logprobs(self.model, padded).logprobs
-            ref = self._ref_logprobs(padded) if self.has_reference else None
+            old = self._logprobs(self.model, padded).logprobs.cpu()  # one copy each, not one per row
+            ref = self._ref_logprobs(padded).cpu() if self.has_reference else None
             for row, (s, (start, end)) in enumerate(zip(chunk, padded.spans, strict=True)):
                 s.old_logprobs = old[row, start:end].tolist()
                 if ref is not None:
@@ -226,8 +240,10 @@ class Learner:
             if self.algorithm.advantage == "hard":
                 padded.mask, padded.advantages = eq6_mask(padded.tree, padded.mask, padded.advantages)
         padded = padded.to(self.device)
-        if padded.tree is not None and self._tree_flex:
+        if padded.tree is not None and self.tree_attention == "flex":
             padded.tree = padded.tree.with_flex()
+        elif padded.tree is not None and self.tree_attention == "varlen":
+            padded.tree = padded.tree.with_varlen()
         return padded
 
     def _logprobs(self, model: Any, padded: Padded, *, with_entropy: bool = False) -> Any:
@@ -338,15 +354,18 @@ class Learner:
     @staticmethod
     def _fill_old(chunk: Sequence[TrainSequence], padded: Padded, logprobs: torch.Tensor) -> None:
         """Sequences not yet scored take the current weights' log-probs as the old policy's (on-policy)."""
+        if all(s.old_logprobs is not None for s in chunk):
+            return
+        values = logprobs.detach().cpu()  # one copy from the device, not one per row
         for row, (s, (start, end)) in enumerate(zip(chunk, padded.spans, strict=True)):
             if s.old_logprobs is None:
-                s.old_logprobs = logprobs[row, start:end].detach().tolist()
+                s.old_logprobs = values[row, start:end].tolist()
 
     @staticmethod
     def _aligned(chunk: Sequence[TrainSequence], padded: Padded, field: str) -> torch.Tensor:
-        out = torch.zeros_like(padded.mask)
+        out = torch.zeros(padded.mask.shape, dtype=padded.mask.dtype)  # filled here, one copy to the device
         for row, (s, (start, end)) in enumerate(zip(chunk, padded.spans, strict=True)):
             values = getattr(s, field)
             if values is not None:
                 out[row, start:end] = torch.tensor(values)
-        return out
+        return out.to(padded.mask.device)

@@ -24,6 +24,8 @@ by chance share them too, which is exact for the same reason.
 from __future__ import annotations
 
 import bisect
+import dataclasses
+import importlib.util
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -63,6 +65,18 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Varlen:
+    """Each segment as one sequence of a variable-length batch: its tokens as queries, its keys as keys."""
+
+    cu_q: torch.Tensor
+    """(S+1,) int32 segment starts in the pack, then its length."""
+    cu_k: torch.Tensor
+    """(S+1,) int32 segment starts in the gathered keys (`TreePack.keys`), then their count."""
+    max_q: int
+    max_k: int
+
+
+@dataclass(frozen=True)
 class TreePack:
     input_ids: torch.Tensor
     """(1, L) the distinct tokens, depth-first."""
@@ -81,6 +95,8 @@ class TreePack:
     """(S, S) bool: row s is True at s and at every segment above it in the trie."""
     flex: Any = None
     """The block-sparse tree mask of `with_flex` (FlexAttention); None: attend segment by segment."""
+    varlen: Varlen | None = None
+    """The segments as FlashAttention's variable-length batch (`with_varlen`); None: not that way."""
     masks: dict[int, torch.Tensor] = field(default_factory=dict, compare=False, repr=False)
     """Segment attention masks, made on the pack's device when first asked for (`segment_mask`)."""
 
@@ -109,6 +125,26 @@ class TreePack:
             self.input_ids.to(device), self.position_ids.to(device), self.parent.to(device), self.node.to(device),
             self.segments, self.keys.to(device), self.segment_of.to(device), self.ancestors.to(device), self.flex,
         )  # fmt: skip
+
+    def with_varlen(self) -> TreePack:
+        """The same pack attending through one FlashAttention variable-length call per layer (CUDA, bf16).
+
+        Segment s is sequence s of the batch: its queries are its own tokens (contiguous in the pack), its
+        keys `keys[key_start:key_end]`, ancestors first. With more keys than queries, FlashAttention's causal
+        mask is aligned to the bottom right: query j sees every key up to its own position, i.e. all its
+        ancestors and itself, nothing else. So only the pairs that see each other are computed, in one
+        kernel, with no mask built at all; the cost is a gather of the ancestors' keys and values.
+        """
+        device = self.input_ids.device
+        starts = [s.start for s in self.segments] + [self.length]
+        key_starts = [s.key_start for s in self.segments] + [int(self.keys.numel())]
+        index = Varlen(
+            cu_q=torch.tensor(starts, dtype=torch.int32, device=device),
+            cu_k=torch.tensor(key_starts, dtype=torch.int32, device=device),
+            max_q=max(s.end - s.start for s in self.segments),
+            max_k=max(s.key_end - s.key_start for s in self.segments),
+        )
+        return dataclasses.replace(self, varlen=index, masks={})
 
     def with_flex(self) -> TreePack:
         """The same pack attending through one FlexAttention kernel (CUDA), padded to whole 128-token blocks.
@@ -304,6 +340,8 @@ def tree_attention(
         out = _flex_attention()(query, key, value, block_mask=tree.flex, scale=scaling, enable_gqa=True)
         return out.transpose(1, 2).contiguous(), None  # (1, L, H, D)
     groups = query.shape[1] // key.shape[1]
+    if tree.varlen is not None:
+        return _varlen_attention(query, key, value, tree, tree.varlen, scaling), None
     # On the CPU, SDPA's flash kernel shares each key/value head among its query heads itself
     # (enable_gqa); copying them per query head would triple what backward keeps per segment.
     # CUDA's kernels for arbitrary masks do not take grouped heads, so there the heads are repeated.
@@ -325,6 +363,24 @@ def tree_attention(
             )
         )
     return torch.cat(outputs, dim=2).transpose(1, 2).contiguous(), None  # (1, L, H, D)
+
+
+def _varlen_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, tree: TreePack, lengths: Varlen, scale: float | None
+) -> torch.Tensor:
+    """One FlashAttention variable-length call over the segments (`TreePack.with_varlen`): (1, L, H, D)."""
+    from torch.nn.attention.varlen import varlen_attn
+
+    half = torch.bfloat16 if query.is_cuda and query.dtype == torch.float32 else query.dtype  # no fp32 kernel
+    q = query[0].transpose(0, 1).to(half).contiguous()  # (L, H, D)
+    k = key[0].transpose(0, 1).to(half).index_select(0, tree.keys)  # (sum of K, Hkv, D): ancestors per segment
+    v = value[0].transpose(0, 1).to(half).index_select(0, tree.keys)
+    out = varlen_attn(
+        q, k, v, lengths.cu_q, lengths.cu_k, lengths.max_q, lengths.max_k,
+        scale=scale, window_size=(-1, 0), enable_gqa=query.shape[1] != key.shape[1],
+    )  # fmt: skip
+    assert isinstance(out, torch.Tensor)
+    return out.to(query.dtype)[None]
 
 
 _registered = False
@@ -351,6 +407,22 @@ def flex_unsupported(model: Any, device: torch.device | str) -> str:
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     if head_dim < 16:
         return f"needs attention heads of at least 16 dimensions; this model's have {head_dim}"
+    return ""
+
+
+def varlen_unsupported(model: Any, device: torch.device | str, precision: str) -> str:
+    """Why FlashAttention's variable-length kernel cannot train this model here ("" when it can): it runs
+    on CUDA, in half precision, with heads of at most 256 dimensions in multiples of 8."""
+    if torch.device(device).type != "cuda":
+        return f"needs a CUDA learner; this one trains on {device}"
+    if precision != "bf16":
+        return f"needs optim.precision bf16 (FlashAttention has no fp32 kernel); this learner computes in {precision}"
+    if importlib.util.find_spec("torch.nn.attention.varlen") is None:
+        return f"needs torch.nn.attention.varlen, which torch {torch.__version__} does not have"
+    config = model.config
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    if head_dim > 256 or head_dim % 8:
+        return f"needs attention heads of at most 256 dimensions, a multiple of 8; this model's have {head_dim}"
     return ""
 
 

@@ -5,7 +5,8 @@ In one process, on the first GPU:
    sampler on CUDA where vLLM cannot be installed: generated tokens/s;
 2. one training step of the full model (bf16 autocast, tree-packed) on that rollout: tokens/s;
 3. the weight sync into the sampler, and a checkpoint saved and loaded back (weights compared);
-4. the learner on recorded ARPO trees: tree-packed vs path-by-path, and vs a GRPO batch at equal M;
+4. the learner on recorded ARPO trees: tree-packed vs path-by-path, and vs a GRPO batch at equal M,
+   then one update of each under torch.profiler (device busy share, top ops; tables beside --out);
 5. peak GPU memory after each phase.
 `--cpu-dry-run` runs the same steps on the CPU with a tiny model, to check the script before a GPU call.
 Prints a summary table last and writes JSON to --out.
@@ -80,14 +81,23 @@ def run_config(model: Path, args: argparse.Namespace, sampler: str, *, branching
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="")
-    parser.add_argument("--shape", default=str(ROOT / ".gpu" / "smollm2-135m-shape"),
-                        help="config + tokenizer of SmolLM2-135M, for random weights when the GGUF is unavailable")
+    parser.add_argument(
+        "--shape",
+        default=str(ROOT / ".gpu" / "smollm2-135m-shape"),
+        help="config + tokenizer of SmolLM2-135M, for random weights when the GGUF is unavailable",
+    )
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--group-size", type=int, default=8)
     parser.add_argument("--response-tokens", type=int, default=512)
     parser.add_argument("--tree-prompts", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cpu-dry-run", action="store_true")
+    parser.add_argument(
+        "--no-profile",
+        dest="profile",
+        action="store_false",
+        help="skip the profiled updates (device busy share and top ops, packed and path by path)",
+    )
     parser.add_argument("--out", default=os.environ.get("OUT", str(ROOT / "docs")) + "/gpu_check.json")
     args = parser.parse_args()
 
@@ -178,7 +188,9 @@ def main() -> int:
     tokens = sum(s.length for s in sequences)
     report.update(update_s=update_s, update_tokens=tokens, update_tok_s=tokens / update_s,
                   update_trained_tokens=sum(sum(s.mask) for s in sequences), grad_norm=metrics.get("grad/norm"))  # fmt: skip
-    log(f"update: {tokens} tokens in {update_s:.2f} s = {tokens / update_s:.0f} tok/s (grad norm {metrics.get('grad/norm'):.3g})")
+    log(
+        f"update: {tokens} tokens in {update_s:.2f} s = {tokens / update_s:.0f} tok/s (grad norm {metrics.get('grad/norm'):.3g})"
+    )
     peak("update")
 
     # 3. weight sync and checkpoint
@@ -218,7 +230,9 @@ def main() -> int:
     peak("sync_checkpoint")
 
     # 4. tree-packed vs path-by-path on recorded ARPO trees, and GRPO at equal M
-    arpo = train_sequences(record_trees(args.tree_prompts, group_size=args.group_size, initial=args.group_size // 2, words=60))
+    arpo = train_sequences(
+        record_trees(args.tree_prompts, group_size=args.group_size, initial=args.group_size // 2, words=60)
+    )
     grpo = train_sequences(record_trees(args.tree_prompts, group_size=args.group_size, branching=False, words=60))
     report["tree_attention"] = "flex" if cuda else "segments"
     report["tree"] = tree_section(learner_model, arpo, grpo, args, model_path, sync, log)
@@ -239,31 +253,96 @@ def tree_section(model: Any, arpo: list[Any], grpo: list[Any], args: argparse.Na
     from arpo_engine.learner import Learner
     from arpo_engine.tree_pack import unique_tokens
 
-    # (batch, tree_pack, tree_attention): the default (auto: FlexAttention on CUDA), segment by segment, unpacked
-    sides = {"arpo_tree": (arpo, True, "auto"), "arpo_segments": (arpo, True, "segments"), "arpo_paths": (arpo, False, "auto"),
-             "grpo_tree": (grpo, True, "auto"), "grpo_segments": (grpo, True, "segments"), "grpo_paths": (grpo, False, "auto")}  # fmt: skip
+    # (batch, tree_pack, tree_attention): the default (auto: FlexAttention on CUDA), FlashAttention varlen,
+    # segment by segment, unpacked
+    sides = {"arpo_tree": (arpo, True, "auto"), "arpo_varlen": (arpo, True, "varlen"), "arpo_segments": (arpo, True, "segments"),
+             "arpo_paths": (arpo, False, "auto"), "grpo_tree": (grpo, True, "auto"), "grpo_varlen": (grpo, True, "varlen"),
+             "grpo_segments": (grpo, True, "segments"), "grpo_paths": (grpo, False, "auto")}  # fmt: skip
     learners = {}
-    for name, (_, packed, attention) in sides.items():
+    unsupported: dict[str, str] = {}
+    for name, (_, packed, attention) in list(sides.items()):
         cfg = run_config(model_path, args, "transformers", branching=True, tree_pack=packed)
         optim = dataclasses.replace(cfg.optim, tree_attention=attention)
-        learners[name] = Learner(model, optim=optim, algorithm=cfg.algorithm, pad_token_id=0)
+        try:
+            learners[name] = Learner(model, optim=optim, algorithm=cfg.algorithm, pad_token_id=0)
+        except ValueError as e:  # a kernel this machine cannot run (varlen on the CPU dry run)
+            unsupported[name] = str(e)
+            del sides[name]
     times: dict[str, list[float]] = {name: [] for name in sides}
     for repeat in range(args.repeats + 1):
-        for name, (batch, _, _) in sides.items():
+        for name, (batch, _, _) in list(sides.items()):
             fresh = copy.deepcopy(batch)  # old log-probs cleared as in training
             sync()
             t = time.perf_counter()
-            learners[name].update(fresh)
+            try:
+                learners[name].update(fresh)
+            except Exception as e:  # one kernel failing must not cost the other sides' numbers
+                unsupported[name] = f"{type(e).__name__}: {e}"[:500]
+                del sides[name], times[name]
+                log(f"tree: {name} failed: {unsupported[name]}")
+                continue
             sync()
             if repeat:  # the first round is warm-up
                 times[name].append(time.perf_counter() - t)
     out: dict[str, Any] = {name: statistics.median(v) for name, v in times.items()}
+    out["unsupported"] = unsupported
+    if args.profile:
+        out["profile"] = {
+            name: profile_update(
+                learners[name], sides[name][0], Path(args.out).parent / f"gpu_profile_{name}.txt", sync
+            )
+            for name in ("arpo_tree", "arpo_varlen", "arpo_paths", "grpo_tree")
+            if name in sides
+        }
+        log(f"profile: {json.dumps(out['profile'])}")
     out["arpo_tokens"], out["arpo_unique"] = sum(s.length for s in arpo), unique_tokens(arpo)
     out["grpo_tokens"], out["grpo_unique"] = sum(s.length for s in grpo), unique_tokens(grpo)
     out["arpo_trained"] = sum(sum(s.mask) for s in arpo)
     out["grpo_trained"] = sum(sum(s.mask) for s in grpo)
     log(f"tree: {json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()})}")
     return out
+
+
+def profile_update(learner: Any, batch: list[Any], table: Path, sync: Any) -> dict[str, Any]:
+    """One update under torch.profiler: how much of its wall time the device computes, and the top ops.
+
+    Writes the op tables (by device time, by host time) to `table`. A device busy for a small share of
+    the wall time means the step waits on the host (Python, packing, small kernels, synchronisations).
+    """
+    import copy
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    fresh = copy.deepcopy(batch)
+    sync()
+    started = time.perf_counter()
+    with profile(activities=activities) as prof:
+        learner.update(fresh)
+        sync()
+    wall = time.perf_counter() - started
+    events = prof.key_averages()
+    device_key = "self_device_time_total" if hasattr(events[0], "self_device_time_total") else "self_cuda_time_total"
+    device_us = sum(getattr(e, device_key, 0) for e in events)
+    top = sorted(events, key=lambda e: getattr(e, device_key, 0), reverse=True)[:8]
+    table.write_text(
+        events.table(sort_by=device_key, row_limit=30)
+        + "\n\n"
+        + events.table(sort_by="self_cpu_time_total", row_limit=30)
+    )
+    return {
+        "wall_s": round(wall, 3),
+        "device_busy_s": round(device_us / 1e6, 3),
+        "top_device_ops": {e.key: round(getattr(e, device_key, 0) / 1e6, 3) for e in top},
+        "kernel_launches": int(
+            sum(e.count for e in events if e.key.startswith(("cudaLaunchKernel", "cuLaunchKernel")))
+        ),
+    }
+
+
+def seconds(t: dict[str, Any], name: str) -> str:
+    return f"{t[name]:.3f}" if name in t else "not run"
 
 
 def render(r: dict[str, Any]) -> str:
@@ -281,9 +360,11 @@ def render(r: dict[str, Any]) -> str:
         "| update on recorded trees | tokens (paths) | distinct tokens | seconds |",
         "|---|---|---|---|",
         f"| ARPO, tree-packed (default attention: {r['tree_attention']}) | {t['arpo_tokens']} | {t['arpo_unique']} | {t['arpo_tree']:.3f} |",
+        f"| ARPO, tree-packed, FlashAttention varlen | {t['arpo_tokens']} | {t['arpo_unique']} | {seconds(t, 'arpo_varlen')} |",
         f"| ARPO, tree-packed, segment by segment | {t['arpo_tokens']} | {t['arpo_unique']} | {t['arpo_segments']:.3f} |",
         f"| ARPO, path by path | {t['arpo_tokens']} | | {t['arpo_paths']:.3f} |",
         f"| GRPO, tree-packed (default attention) | {t['grpo_tokens']} | {t['grpo_unique']} | {t['grpo_tree']:.3f} |",
+        f"| GRPO, tree-packed, FlashAttention varlen | {t['grpo_tokens']} | {t['grpo_unique']} | {seconds(t, 'grpo_varlen')} |",
         f"| GRPO, tree-packed, segment by segment | {t['grpo_tokens']} | {t['grpo_unique']} | {t['grpo_segments']:.3f} |",
         f"| GRPO, path by path | {t['grpo_tokens']} | | {t['grpo_paths']:.3f} |",
         "",
@@ -291,6 +372,14 @@ def render(r: dict[str, Any]) -> str:
         f"ARPO update / GRPO update (both as trained by default, tree-packed): {t['arpo_tree'] / t['grpo_paths']:.2f}x of GRPO path-by-path, "
         f"{t['arpo_tree'] / t['grpo_tree']:.2f}x of GRPO tree-packed",
     ]
+    if "arpo_varlen" in t:
+        lines.append(f"FlashAttention varlen: {t['arpo_paths'] / t['arpo_varlen']:.2f}x path-by-path speed on ARPO trees; "
+                     f"ARPO varlen / GRPO path-by-path {t['arpo_varlen'] / t['grpo_paths']:.2f}x")  # fmt: skip
+    for name, why in t.get("unsupported", {}).items():
+        lines.append(f"not run: {name}: {why}")
+    for name, p in t.get("profile", {}).items():
+        lines.append(f"profiled {name}: wall {p['wall_s']:.2f} s, device busy {p['device_busy_s']:.2f} s, "
+                     f"{p['kernel_launches']} launches; top: {p['top_device_ops']}")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -101,6 +101,7 @@ def main() -> int:
     parser.add_argument("--micro-batch-tokens", type=int, default=65_536, help="gpu_check's budget")
     parser.add_argument("--against", default="", help="a git revision whose tree_pack.py to measure beside this one")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--busy", type=int, default=0, help="processes spinning on the CPU meanwhile (a busy host)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench_tree_host.json"))
     args = parser.parse_args()
 
@@ -122,20 +123,26 @@ def main() -> int:
         "prompts": args.prompts,
         "group_size": args.group_size,
         "threads": torch.get_num_threads(),
+        "busy": args.busy,
     }
-    for name, batch in batches.items():
-        report[f"{name}_tokens"] = sum(s.length for s in batch)
-        report[f"{name}_distinct"] = tree_pack.unique_tokens(batch)
-        for hard in (False, True):
-            sides = {
-                f"{name}_{'hard' if hard else 'soft'}_{version}": (
-                    lambda m=module, h=hard, b=batch: host_update(m, b, args.micro_batch_tokens, h)
-                )
-                for version, module in versions.items()
-            }
-            for key, values in medians(sides, args.repeats).items():
-                report[key] = values
-                print(key, json.dumps({k: round(v, 4) for k, v in values.items()}), flush=True)
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        for name, batch in batches.items():
+            report[f"{name}_tokens"] = sum(s.length for s in batch)
+            report[f"{name}_distinct"] = tree_pack.unique_tokens(batch)
+            for hard in (False, True):
+                sides = {
+                    f"{name}_{'hard' if hard else 'soft'}_{version}": (
+                        lambda m=module, h=hard, b=batch: host_update(m, b, args.micro_batch_tokens, h)
+                    )
+                    for version, module in versions.items()
+                }
+                for key, values in medians(sides, args.repeats).items():
+                    report[key] = values
+                    print(key, json.dumps({k: round(v, 4) for k, v in values.items()}), flush=True)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")
     return 0

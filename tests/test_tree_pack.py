@@ -295,20 +295,93 @@ def test_flex_is_used_only_where_it_can_run():
     auto_cpu = Learner(
         small_llama(head_dim=16), optim=OptimConfig(device="cpu"), algorithm=AlgorithmConfig(), pad_token_id=0
     )
-    assert not auto_cpu._tree_flex
+    assert auto_cpu.tree_attention == "segments"
     if torch.cuda.is_available():
         narrow = Learner(small_llama(), optim=OptimConfig(device="cuda"), algorithm=AlgorithmConfig(), pad_token_id=0)
-        assert not narrow._tree_flex  # head_dim 8: FlexAttention's kernels need 16
+        assert narrow.tree_attention == "segments"  # head_dim 8: FlexAttention's kernels need 16
         wide = Learner(
             small_llama(head_dim=16), optim=OptimConfig(device="cuda"), algorithm=AlgorithmConfig(), pad_token_id=0
         )
-        assert wide._tree_flex
+        assert wide.tree_attention == "flex"
 
 
-def test_flex_tree_attention_is_refused_off_cuda():
-    with pytest.raises(ValueError, match="needs a CUDA learner"):
-        Learner(small_llama(), optim=OptimConfig(device="cpu", tree_attention="flex"), algorithm=AlgorithmConfig(),
-                pad_token_id=0)  # fmt: skip
+@pytest.mark.parametrize(
+    ("attention", "precision", "reason"),
+    [("flex", "auto", "needs a CUDA learner"), ("varlen", "auto", "needs a CUDA learner"),
+     ("varlen", "fp32", "needs a CUDA learner")],
+)  # fmt: skip
+def test_gpu_tree_attention_is_refused_where_it_cannot_run(attention, precision, reason):
+    with pytest.raises(ValueError, match=reason):
+        Learner(small_llama(), optim=OptimConfig(device="cpu", tree_attention=attention, precision=precision),
+                algorithm=AlgorithmConfig(), pad_token_id=0)  # fmt: skip
+
+
+def flash_varlen_reference(q, k, v, cu_q, cu_k, max_q, max_k, *, scale=None, window_size=(-1, -1), enable_gqa=False):
+    """FlashAttention's variable-length causal attention as its documentation states it, on the CPU: each
+    sequence's causal mask aligned to the bottom right when it has more keys than queries. (The real kernel
+    runs on CUDA only; the gpu-marked test below checks it against segment attention.)"""
+    assert window_size == (-1, 0)
+    out = []
+    for s in range(len(cu_q) - 1):
+        qs, ks, vs = (t[c[s] : c[s + 1]].transpose(0, 1) for t, c in ((q, cu_q), (k, cu_k), (v, cu_k)))
+        rows, cols = qs.shape[1], ks.shape[1]
+        assert rows <= max_q and cols <= max_k
+        mask = torch.ones(rows, cols, dtype=torch.bool).tril(cols - rows)
+        out.append(
+            torch.nn.functional.scaled_dot_product_attention(
+                qs, ks, vs, attn_mask=mask, scale=scale, enable_gqa=enable_gqa
+            ).transpose(0, 1)
+        )
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize("source", ["forked", "recorded"])
+def test_varlen_tree_pass_gives_path_by_path_logprobs_and_gradients(source, monkeypatch):
+    """The gather, layout and sequence boundaries `with_varlen` hands FlashAttention, with the kernel
+    replaced by its documented rule (the one boundary not ours): path-by-path values and gradients."""
+    import torch.nn.attention.varlen as varlen_module
+
+    monkeypatch.setattr(varlen_module, "varlen_attn", flash_varlen_reference)
+    batch = forked_batch() if source == "forked" else train_sequences(record_trees(2, group_size=4, initial=2, words=8))
+    padded = pad_sequences(batch, 0)
+    select = padded.mask > 0
+    weights = torch.randn(select.shape, generator=torch.Generator().manual_seed(0))
+    grads = []
+    for packed in (False, True):
+        model = small_llama(head_dim=16)
+        if packed:
+            tree = pack(batch, padded.input_ids.shape[1]).with_varlen()
+            out = tree_token_logprobs(model, tree, select)
+        else:
+            out = token_logprobs(model, padded.input_ids, padded.attention_mask, select=select)
+        (out.logprobs * weights * select).sum().backward()
+        grads.append((out.logprobs.detach(), torch.cat([p.grad.flatten() for p in model.parameters()])))
+    torch.testing.assert_close(grads[1][0], grads[0][0], rtol=1e-5, atol=1e-5)
+    assert_close_grads(grads[1][1], grads[0][1])
+
+
+@pytest.mark.gpu
+def test_varlen_tree_attention_needs_bf16_on_cuda():
+    with pytest.raises(ValueError, match=r"needs optim\.precision bf16"):
+        Learner(small_llama(head_dim=16), optim=OptimConfig(device="cuda", tree_attention="varlen", precision="fp32"),
+                algorithm=AlgorithmConfig(), pad_token_id=0)  # fmt: skip
+
+
+def test_varlen_index_lists_each_segment_as_one_sequence():
+    """`with_varlen` (made on the CPU here): segment s's queries are pack[cu_q[s]:cu_q[s+1]] and its keys
+    keys[cu_k[s]:cu_k[s+1]], and the bottom-right causal rule over them is exactly the tree's mask."""
+    batch = train_sequences(record_trees(3, group_size=4, initial=2, words=12))
+    tree = pack(batch, pad_sequences(batch, 0).input_ids.shape[1]).with_varlen()
+    index = tree.varlen
+    assert index is not None and index.cu_q[-1] == tree.length and index.cu_k[-1] == len(tree.keys)
+    seen = torch.zeros(tree.length, tree.length, dtype=torch.bool)
+    for s in range(len(index.cu_q) - 1):
+        q0, q1, k0, k1 = (int(x) for x in (index.cu_q[s], index.cu_q[s + 1], index.cu_k[s], index.cu_k[s + 1]))
+        assert q1 - q0 <= index.max_q and k1 - k0 <= index.max_k
+        rows, cols = q1 - q0, k1 - k0
+        bottom_right = torch.ones(rows, cols, dtype=torch.bool).tril(cols - rows)  # FlashAttention's causal rule
+        seen[q0:q1, tree.keys[k0:k1]] = bottom_right
+    assert torch.equal(seen, ancestry(tree))
 
 
 @pytest.mark.gpu
@@ -323,3 +396,17 @@ def test_flex_tree_attention_on_cuda_matches_segment_attention(advantage):
     if advantage == "soft":
         paths = grads_after_update(copy.deepcopy(base), copy.deepcopy(batch), device="cuda", tree_pack=False)
         assert_close_grads(flex.cpu(), paths.cpu(), tol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("advantage", ["soft", "hard"])
+def test_varlen_tree_attention_on_cuda_matches_segment_attention(advantage):
+    """FlashAttention computes in bf16 only: both sides run under bf16 autocast, compared at bf16's tolerance."""
+    base = small_llama(layers=2, head_dim=16)
+    batch = train_sequences(record_trees(3, group_size=4, initial=2, words=12))
+    varlen = grads_after_update(copy.deepcopy(base), batch, device="cuda", tree_attention="varlen", precision="bf16",
+                                advantage=advantage)  # fmt: skip
+    segments = grads_after_update(copy.deepcopy(base), copy.deepcopy(batch), device="cuda", tree_attention="segments",
+                                  precision="bf16", advantage=advantage)  # fmt: skip
+    assert_close_grads(varlen.cpu(), segments.cpu(), tol=5e-2)
+    assert torch.nn.functional.cosine_similarity(varlen, segments, dim=0) > 0.995
