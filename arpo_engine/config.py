@@ -349,6 +349,15 @@ class RunConfig:
             if not _DEVICE.fullmatch(value):
                 raise ConfigError(f"{key} must be auto, cpu, cuda or cuda:N, not {value!r}")
         learner, sampler = self.optim.device, self.rollout.device
+        attention = self.optim.tree_attention
+        if attention in ("flex", "varlen") and learner == "cpu":
+            raise ConfigError(
+                f"optim.tree_attention={attention} runs on CUDA only; optim.device is cpu (use auto or segments)"
+            )
+        if attention == "varlen" and self.optim.precision == "fp32":
+            raise ConfigError(
+                "optim.tree_attention=varlen needs optim.precision bf16 (FlashAttention has no fp32 kernel)"
+            )
         if self.rollout.sampler == "transformers" and sampler not in ("auto", learner):
             raise ConfigError(
                 f"rollout.device: the transformers sampler generates with the learner's model, on optim.device "

@@ -91,6 +91,26 @@ def test_unknown_learner_precision_is_rejected_with_the_valid_choices():
         RunConfig.from_dict({"optim": {"precision": "fp16"}}).validate()
 
 
+@pytest.mark.parametrize(
+    ("optim", "message"),
+    [
+        (
+            {"tree_attention": "dense"},
+            r"optim\.tree_attention must be one of auto, segments, flex, varlen, not 'dense'",
+        ),
+        ({"tree_attention": "flex", "device": "cpu"}, r"tree_attention=flex runs on CUDA only"),
+        ({"tree_attention": "varlen", "device": "cpu"}, r"tree_attention=varlen runs on CUDA only"),
+        ({"tree_attention": "varlen", "precision": "fp32"}, r"varlen needs optim\.precision bf16"),
+    ],
+)
+def test_tree_attention_that_cannot_run_is_rejected_before_the_run(optim, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.from_dict({"optim": optim}).validate()
+    assert RunConfig.from_dict(
+        {"optim": {"tree_attention": "varlen", "device": "cuda", "precision": "bf16"}}
+    ).validate()
+
+
 def test_relative_paths_resolve_against_the_config_file_not_the_working_directory(tmp_path, monkeypatch):
     folder = tmp_path / "configs"
     folder.mkdir()
