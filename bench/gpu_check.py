@@ -100,6 +100,7 @@ def main() -> int:
     )
     parser.add_argument("--out", default=os.environ.get("OUT", str(ROOT / "docs")) + "/gpu_check.json")
     args = parser.parse_args()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # the profile tables go beside it during the run
 
     import torch
 
@@ -325,7 +326,8 @@ def profile_update(learner: Any, batch: list[Any], table: Path, sync: Any) -> di
     events = prof.key_averages()
     device_key = "self_device_time_total" if hasattr(events[0], "self_device_time_total") else "self_cuda_time_total"
     device_us = sum(getattr(e, device_key, 0) for e in events)
-    top = sorted(events, key=lambda e: getattr(e, device_key, 0), reverse=True)[:8]
+    rank = device_key if torch.cuda.is_available() else "self_cpu_time_total"  # the dry run has no device
+    top = sorted(events, key=lambda e: getattr(e, rank, 0), reverse=True)[:8]
     table.write_text(
         events.table(sort_by=device_key, row_limit=30)
         + "\n\n"
@@ -334,7 +336,7 @@ def profile_update(learner: Any, batch: list[Any], table: Path, sync: Any) -> di
     return {
         "wall_s": round(wall, 3),
         "device_busy_s": round(device_us / 1e6, 3),
-        "top_device_ops": {e.key: round(getattr(e, device_key, 0) / 1e6, 3) for e in top},
+        "top_ops": {e.key: round(getattr(e, rank, 0) / 1e6, 3) for e in top},
         "kernel_launches": int(
             sum(e.count for e in events if e.key.startswith(("cudaLaunchKernel", "cuLaunchKernel")))
         ),
@@ -379,7 +381,7 @@ def render(r: dict[str, Any]) -> str:
         lines.append(f"not run: {name}: {why}")
     for name, p in t.get("profile", {}).items():
         lines.append(f"profiled {name}: wall {p['wall_s']:.2f} s, device busy {p['device_busy_s']:.2f} s, "
-                     f"{p['kernel_launches']} launches; top: {p['top_device_ops']}")  # fmt: skip
+                     f"{p['kernel_launches']} launches; top: {p['top_ops']}")  # fmt: skip
     return "\n".join(lines)
 
 
