@@ -21,7 +21,7 @@ export PYTHONUNBUFFERED := 1
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run train-demo frontend static rollout-demo test test-fast lint deps services model model-sft demo-data bench bench-learning clean
+.PHONY: run train-demo frontend static rollout-demo test test-fast lint deps services model model-sft demo-data bench bench-learning gpu-shape clean
 
 # The whole service on this machine (webapp/launch.py): set-up, then web + Celery worker + Ray head
 # (Procfile), with SQLite and a Redis of its own unless DATABASE_URL / REDIS_URL / RAY_ADDRESS say otherwise.
@@ -108,6 +108,13 @@ $(MODEL_SFT): configs/demo_sft.yaml | $(MODEL) $(DEMO)
 
 bench: deps model demo-data model-sft
 	$(BIN)/python bench/rollout.py
+
+# What bench/gpu_check.sh needs on a lent GPU machine that cannot download the model: SmolLM2-135M's config
+# and tokenizer (random weights of that shape stand in there). `.gpu/` is ignored: name it in the device
+# tool's carry.
+gpu-shape: model
+	mkdir -p .gpu/smollm2-135m-shape
+	cd $(dir $(MODEL)) && cp config.json generation_config.json tokenizer.json tokenizer_config.json chat_template.jinja $(CURDIR)/.gpu/smollm2-135m-shape/
 
 # The learning proof of docs/benchmarks.md (about an hour on a 2-core CPU).
 bench-learning: deps model demo-data model-sft

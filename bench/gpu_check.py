@@ -28,6 +28,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+SHAPES = (ROOT / ".gpu" / "smollm2-135m-shape", ROOT / "var" / "models" / "smollm2-135m")
+"""Where SmolLM2-135M's config and tokenizer are looked for: `make gpu-shape`'s copy, then the model itself."""
 
 
 def model_folder(args: argparse.Namespace, log: Any) -> tuple[Path, str]:
@@ -83,8 +85,8 @@ def main() -> int:
     parser.add_argument("--model", default="")
     parser.add_argument(
         "--shape",
-        default=str(ROOT / ".gpu" / "smollm2-135m-shape"),
-        help="config + tokenizer of SmolLM2-135M, for random weights when the GGUF is unavailable",
+        default=str(next((p for p in SHAPES if (p / "config.json").is_file()), SHAPES[0])),
+        help="config + tokenizer of SmolLM2-135M, for random weights when the GGUF is unavailable (`make gpu-shape`)",
     )
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--group-size", type=int, default=8)
