@@ -85,6 +85,10 @@ class RolloutConfig:
     """vLLM `gpu_memory_utilization`: a fraction of GPU memory, or of RAM on the CPU build."""
     enable_prefix_caching: bool = True
     """Let vLLM reuse the KV cache of shared prefixes, so forked paths skip re-prefilling."""
+    max_batch_size: int = 32
+    """Transformers sampler: the most requests decoded together as one padded batch (vLLM schedules its own).
+    A request's tokens depend on its batch neighbours only through float rounding, which can tip a near-tied
+    draw; 1 makes every sample independent of how requests are batched or spread over samplers, slower."""
     device: str = "auto"
     """Where the sampler generates: `auto` (the first GPU when CUDA is present, else the CPU), `cpu`, `cuda`
     or `cuda:N`. vLLM in this process takes the first visible GPU; the transformers sampler shares the
@@ -324,6 +328,8 @@ class RunConfig:
             raise ConfigError("branching.beam_width (Z) must be at least 2: a fork adds Z-1 paths")
         if not 0 <= b.consecutive_penalty < 1:
             raise ConfigError("branching.consecutive_penalty must be in [0, 1)")
+        if self.rollout.max_batch_size < 1:
+            raise ConfigError("rollout.max_batch_size must be at least 1")
         if self.optim.tree_attention not in TREE_ATTENTIONS:
             raise ConfigError(
                 f"optim.tree_attention must be one of {', '.join(TREE_ATTENTIONS)}, not {self.optim.tree_attention!r}"

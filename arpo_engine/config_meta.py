@@ -76,6 +76,7 @@ ADVANCED: frozenset[str] = frozenset(
         "rollout.tool_concurrency",
         "rollout.memory_fraction",
         "rollout.enable_prefix_caching",
+        "rollout.max_batch_size",
         "rollout.top_p",
         "branching.window_reduce",
         "branching.tau",

@@ -258,7 +258,7 @@ def pack(batch: Sequence[Sequenced], width: int) -> TreePack:
 
     length = total
     begin = np.unique(np.asarray(starts, dtype=np.int64))
-    end = np.append(begin[1:], length)
+    end = np.append(begin[1:], length) if len(begin) else begin
     parent = np.concatenate(parents) if parents else np.empty(0, dtype=np.int64)
     segment_of = np.searchsorted(begin, np.arange(length), side="right") - 1
     count = len(begin)

@@ -39,6 +39,7 @@ def make_sampler(
         from arpo_engine.rollout.hf_sampler import TransformersSampler
 
         return TransformersSampler(
-            path, dtype=model.dtype, max_model_len=model.max_model_len, seed=seed, device=resolve_device(device)
-        )
+            path, dtype=model.dtype, max_model_len=model.max_model_len, seed=seed, device=resolve_device(device),
+            max_batch_size=rollout.max_batch_size,
+        )  # fmt: skip
     raise ValueError(f"unknown rollout.sampler {rollout.sampler!r} (known: vllm, transformers)")

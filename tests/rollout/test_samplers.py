@@ -193,6 +193,10 @@ def test_make_sampler_builds_the_configured_sampler_on_the_resolved_model(tiny_m
     )
     assert isinstance(sampler, TransformersSampler)
     assert sampler.max_model_len == 256
+    one_at_a_time = make_sampler(
+        ModelConfig(path=str(tiny_model_dir)), RolloutConfig(sampler="transformers", max_batch_size=1), seed=0
+    )
+    assert isinstance(one_at_a_time, TransformersSampler) and one_at_a_time.max_batch_size == 1
 
 
 # --- The real SmolLM2: transformers sampler, and vLLM against it -------------------------------------
