@@ -210,6 +210,7 @@ class RunActor:
             from arpo_engine.distributed import Placement
 
             kwargs["placement"] = Placement(request_memory=self.options.request_memory, on_placed=self._on_placed)
+        self._replay_resume_step()
         return run_training(
             config,
             run_id=str(self.run_id),
@@ -220,6 +221,35 @@ class RunActor:
             sft_sink=self._sft_sink,
             **kwargs,
         )
+
+    def _replay_resume_step(self) -> None:
+        """Re-send the metrics and checkpoint of the step this run resumes from (kept in the step's run.json).
+
+        The actor that saved that checkpoint may have died before the relay collected the step's events (it
+        keeps them until asked), and training goes on after it, so nothing else would send them again. Sent
+        twice, they overwrite the same values: the database keeps one metric point and one checkpoint per step.
+        """
+        import json
+
+        from arpo_engine.checkpoint import find_resume_point
+
+        point = find_resume_point(Path(self.config["checkpoint"]["dir"]) / f"run-{self.run_id}")
+        if point is None:
+            return
+        try:
+            saved = json.loads((point.model_dir / "run.json").read_text()).get("metrics") or {}
+        except (OSError, ValueError, AttributeError):
+            return
+        values = {
+            str(k): float(v) for k, v in saved.items() if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        if not values:
+            return
+        self.events.emit("metrics", values, step=point.step)
+        evals = {key: value for key, value in values.items() if key.startswith("eval/")}
+        if evals:
+            self.events.emit("eval", evals, step=point.step)
+        self._report_checkpoint(point.step, values)
 
     def _on_placed(self, reserved: Mapping[str, float]) -> None:
         """A distributed run's actors hold these CPUs and GPUs too: they count in its usage."""
