@@ -96,6 +96,8 @@ class Relay:
         return True
 
     def _start(self, *, resuming: bool) -> None:
+        from django.db.models import Max
+
         from webapp.runs import recording
         from webapp.runs.models import Run
         from webapp.tools.selectors import tool_secrets_by_name
@@ -103,7 +105,9 @@ class Relay:
 
         run = Run.objects.get(pk=self.run_id)
         secrets = tool_secrets_by_name(tool_ids=list(run.tools.values_list("pk", flat=True)))
+        recorded = run.metric_points.aggregate(last=Max("step"))["last"]
         options = RunOptions(
+            recorded_through=-1 if recorded is None else int(recorded),
             rollout_sample=settings.ARPO_RUN_ROLLOUT_SAMPLE,
             tree_max_bytes=settings.ARPO_RUN_TREE_MAX_BYTES,
             no_tool_steps=settings.ARPO_RUN_NO_TOOL_STEPS,

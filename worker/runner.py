@@ -40,6 +40,9 @@ class RunOptions:
     """torch.set_num_threads in the actor (0: leave Ray's choice)."""
     request_memory: bool = True
     """A distributed run's learner and sampler actors ask Ray for the memory the engine estimates."""
+    recorded_through: int = -1
+    """The last step whose metrics the database held when this actor was placed (-1: unknown). A resume
+    step after it was lost with the previous actor, and is sent again."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -226,15 +229,16 @@ class RunActor:
         """Re-send the metrics and checkpoint of the step this run resumes from (kept in the step's run.json).
 
         The actor that saved that checkpoint may have died before the relay collected the step's events (it
-        keeps them until asked), and training goes on after it, so nothing else would send them again. Sent
-        twice, they overwrite the same values: the database keeps one metric point and one checkpoint per step.
+        keeps them until asked), and training goes on after it, so nothing else would send them again. Only a
+        step the database does not hold yet (`RunOptions.recorded_through`) is sent, so the event log keeps
+        one metrics event per step.
         """
         import json
 
         from arpo_engine.checkpoint import find_resume_point
 
         point = find_resume_point(Path(self.config["checkpoint"]["dir"]) / f"run-{self.run_id}")
-        if point is None:
+        if point is None or point.step <= self.options.recorded_through:
             return
         try:
             saved = json.loads((point.model_dir / "run.json").read_text()).get("metrics") or {}

@@ -1,5 +1,6 @@
-"""A resumed run re-sends its resume step's metrics and checkpoint: the actor that saved them may have died
-before the relay collected that step's events (seen: a run killed just after step 3 came back as 1, 2, 4, 5)."""
+"""A resumed run re-sends its resume step's metrics and checkpoint when the database lacks them: the actor that
+saved them may have died before the relay collected that step's events (seen: a run killed just after step 3
+came back as 1, 2, 4, 5)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from pathlib import Path
 
 from arpo_engine.checkpoint import COMPLETE
-from worker.runner import RunActor
+from worker.runner import RunActor, RunOptions
 
 
 def saved_step(run_dir: Path, step: int, metrics: dict, *, complete: bool = True) -> None:
@@ -25,7 +26,7 @@ def test_the_step_a_run_resumes_from_is_sent_again(tmp_path: Path) -> None:
     saved_step(run_dir, 2, {"reward/mean": 0.25})
     saved_step(run_dir, 3, {"reward/mean": 0.5, "eval/accuracy": 0.75, "loss/policy": None})
     saved_step(run_dir, 4, {"reward/mean": 0.9}, complete=False)  # its resume folder was never finished
-    actor = RunActor(4, {"checkpoint": {"dir": str(tmp_path)}})
+    actor = RunActor(4, {"checkpoint": {"dir": str(tmp_path)}}, options=RunOptions(recorded_through=2))
     actor._replay_resume_step()
     events = actor.events.after(0, 10)
     assert [(e["kind"], e["step"]) for e in events] == [("metrics", 3), ("eval", 3), ("checkpoint", 3)]
@@ -35,5 +36,13 @@ def test_the_step_a_run_resumes_from_is_sent_again(tmp_path: Path) -> None:
 
 def test_a_fresh_run_sends_nothing(tmp_path: Path) -> None:
     actor = RunActor(5, {"checkpoint": {"dir": str(tmp_path)}})
+    actor._replay_resume_step()
+    assert actor.events.after(0, 10) == []
+
+
+def test_a_step_the_database_already_holds_is_not_sent_twice(tmp_path: Path) -> None:
+    """A run its owner cancelled and resumed: its last step was recorded, so the event log stays one per step."""
+    saved_step(tmp_path / "run-6", 3, {"reward/mean": 0.5})
+    actor = RunActor(6, {"checkpoint": {"dir": str(tmp_path)}}, options=RunOptions(recorded_through=3))
     actor._replay_resume_step()
     assert actor.events.after(0, 10) == []
