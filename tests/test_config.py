@@ -124,3 +124,8 @@ def test_relative_paths_resolve_against_the_config_file_not_the_working_director
     assert config.checkpoint.dir == str(tmp_path / "runs")
     assert config.data.train_path == str(tmp_path / "data" / "train.jsonl")
     assert config.model.path == "smollm2-135m"  # a bundled name, not a folder
+
+
+def test_a_decode_batch_of_no_requests_is_rejected():
+    with pytest.raises(ConfigError, match=r"rollout\.max_batch_size must be at least 1"):
+        RunConfig.from_dict({"rollout": {"max_batch_size": 0}}).validate()

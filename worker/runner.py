@@ -233,27 +233,19 @@ class RunActor:
         step the database does not hold yet (`RunOptions.recorded_through`) is sent, so the event log keeps
         one metrics event per step.
         """
-        import json
-
         from arpo_engine.checkpoint import find_resume_point
+        from arpo_engine.checkpoint_files import read_json
 
         point = find_resume_point(Path(self.config["checkpoint"]["dir"]) / f"run-{self.run_id}")
         if point is None or point.step <= self.options.recorded_through:
             return
         try:
-            saved = json.loads((point.model_dir / "run.json").read_text()).get("metrics") or {}
-        except (OSError, ValueError, AttributeError):
+            saved = read_json(point.model_dir / "run.json").get("metrics") or {}
+        except (OSError, ValueError):
             return
-        values = {
-            str(k): float(v) for k, v in saved.items() if isinstance(v, int | float) and not isinstance(v, bool)
-        }
-        if not values:
-            return
-        self.events.emit("metrics", values, step=point.step)
-        evals = {key: value for key, value in values.items() if key.startswith("eval/")}
-        if evals:
-            self.events.emit("eval", evals, step=point.step)
-        self._report_checkpoint(point.step, values)
+        values = {str(k): float(v) for k, v in saved.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        if values:
+            self._emit_step(point.step, values)
 
     def _on_placed(self, reserved: Mapping[str, float]) -> None:
         """A distributed run's actors hold these CPUs and GPUs too: they count in its usage."""
@@ -283,12 +275,16 @@ class RunActor:
 
     def _sink(self, step: int, metrics: Mapping[str, float]) -> None:
         values = {key: float(value) for key, value in metrics.items()}
+        self._emit_step(step, values)
+        self._watch_tool_calls(step, values)
+
+    def _emit_step(self, step: int, values: Mapping[str, float]) -> None:
+        """A step's metrics, its evaluation (if any) and its checkpoint (once saved)."""
         self.events.emit("metrics", values, step=step)
         evals = {key: value for key, value in values.items() if key.startswith("eval/")}
         if evals:
             self.events.emit("eval", evals, step=step)
         self._report_checkpoint(step, values)
-        self._watch_tool_calls(step, values)
 
     def _report_checkpoint(self, step: int, values: Mapping[str, float]) -> None:
         folder = Path(self.config["checkpoint"]["dir"]) / f"run-{self.run_id}" / f"step-{step}"
