@@ -81,11 +81,10 @@ def awkward_batch() -> list[TrainSequence]:
 def ancestry(tree) -> torch.Tensor:
     """(L, L) bool from the parent pointers alone: a token sees itself and every token above it."""
     allowed = torch.eye(tree.length, dtype=torch.bool)
-    for q in range(tree.length):
-        p = int(tree.parent[q])
-        while p >= 0:
-            allowed[q, p] = True
-            p = int(tree.parent[p])
+    rows, above = torch.arange(tree.length), tree.parent.clone()
+    while (live := above >= 0).any():  # every token climbs one level a pass, until all reach a root
+        allowed[rows[live], above[live]] = True
+        above = torch.where(live, tree.parent[above.clamp(min=0)], above)
     return allowed
 
 
