@@ -74,8 +74,12 @@ def metrics(step: int, rng: random.Random, flavour: str) -> dict[str, float]:
     return values
 
 
-def recorded_run(user: User, name: str, flavour: str, *, twin_of: Run | None = None) -> Run:
-    """A run at step STEPS of TOTAL, its events recorded through the relay's service (as a worker does)."""
+def recorded_run(
+    user: User, name: str, flavour: str, *, twin_of: Run | None = None, eval_before_training: bool = False
+) -> Run:
+    """A run at step STEPS of TOTAL, its events recorded through the relay's service (as a worker does).
+    `eval_before_training`: a step-0 point with only eval metrics first, as the engine records its held-out
+    evaluation of the starting model."""
     run = make.run(user, name=name)
     config = {**run.config, "train": {**run.config["train"], "steps": TOTAL}}
     Run.objects.filter(pk=run.pk).update(status=Run.Status.QUEUED, config=config, twin_of=twin_of)
@@ -83,6 +87,9 @@ def recorded_run(user: User, name: str, flavour: str, *, twin_of: Run | None = N
     events: list[dict[str, Any]] = [{"kind": "status", "data": {"status": "running"}},
                                     {"kind": "phase", "data": {"phase": "training"}},
                                     {"kind": "log", "data": {"line": "loading the model", "level": "info"}}]  # fmt: skip
+    if eval_before_training:
+        start_eval = {"eval/accuracy": 0.08, "eval/format_ok": 0.4, "eval/reward_mean": -0.5}
+        events.append({"kind": "metrics", "step": 0, "data": start_eval})
     for step in range(1, STEPS + 1):
         events.append({"kind": "metrics", "step": step, "data": metrics(step, rng, flavour)})
         if step in (STEPS - 1, STEPS):
@@ -102,18 +109,16 @@ def recorded_run(user: User, name: str, flavour: str, *, twin_of: Run | None = N
     return run
 
 
-def record_step(run: Run, step: int) -> None:
-    """One more step, recorded as the relay does, from a thread of its own: the broadcast after commit uses
-    async_to_sync, which refuses to run in this thread (Playwright's event loop lives here)."""
+def record(run: Run, events: list[dict[str, Any]]) -> None:
+    """More events, numbered after the run's last, recorded as the relay does, from a thread of its own: the
+    broadcast after commit uses async_to_sync, which refuses to run in this thread (Playwright's loop is here)."""
 
     def work() -> None:
         from django.db import connection
 
         try:
-            data = metrics(step, random.Random(1), "arpo")
-            recording.run_events_record(
-                run_id=run.pk, events=[{"seq": run.last_seq + 1, "kind": "metrics", "step": step, "data": data}]
-            )
+            numbered = [{**event, "seq": run.last_seq + i} for i, event in enumerate(events, start=1)]
+            recording.run_events_record(run_id=run.pk, events=numbered)
         finally:
             connection.close()
 
@@ -121,7 +126,17 @@ def record_step(run: Run, step: int) -> None:
     thread.start()
     thread.join(timeout=30)
     run.refresh_from_db()
+
+
+def record_step(run: Run, step: int) -> None:
+    record(run, [{"kind": "metrics", "step": step, "data": metrics(step, random.Random(1), "arpo")}])
     assert run.steps_done == step
+
+
+X_RANGES = """() => window.arpoRunPage.charts.charts
+    .filter((c) => c.plot && !c.element.classList.contains("is-empty"))
+    .map((c) => [c.spec.id, c.plot.scales.x.min, c.plot.scales.x.max])"""
+"""Each drawn chart's x-axis (uPlot's scale), read from the page's charts (run_page.ts exposes them)."""
 
 
 @pytest.fixture
@@ -200,3 +215,75 @@ def test_run_list_shows_live_rows(dash_page: Page, alice: User, screenshot: Call
     record_step(run, STEPS + 1)
     expect(row.locator('[data-cell="steps"]')).to_have_text(f"{STEPS + 1} / {TOTAL}")
     screenshot(page, "run-list")
+
+
+def test_charts_show_the_eval_before_training_follow_new_steps_and_zoom_together(dash_page: Page, alice: User) -> None:
+    """The held-out eval of the starting model (step 0) precedes every train metric (step 1 on): a chart of
+    train metrics alone fits 1..N. That fit must not pin the other charts to it, hiding step 0 and the
+    steps still to come; a user's zoom (drag, the toolbar) still applies to all, and double-click resets."""
+    page = dash_page
+    run = recorded_run(alice, "ARPO with a starting eval", "arpo", eval_before_training=True)
+    page.goto(f"/runs/{run.pk}/")
+    expect(page.locator(".conn-badge")).to_contain_text("Live")
+    expect(page.locator("[data-run-charts] canvas").first).to_be_visible()
+    page.wait_for_timeout(300)
+    expect(page.locator("[data-from]")).to_have_value("")
+    expect(page.locator("[data-to]")).to_have_value("")
+    expect(page.locator("[data-reset]")).to_be_disabled()
+    ranges = {chart: (lo, hi) for chart, lo, hi in page.evaluate(X_RANGES)}
+    assert ranges["accuracy"] == (0, STEPS), ranges  # the starting eval is on the chart
+    assert ranges["token-entropy"] == (1, STEPS), ranges  # train-only: its own points
+
+    record_step(run, STEPS + 1)
+    page.wait_for_function(
+        f"() => window.arpoRunPage.charts.charts.every((c) => !c.plot || c.plot.scales.x.max === {STEPS + 1} || c.element.classList.contains('is-empty'))"
+    )
+    expect(page.locator("[data-from]")).to_have_value("")
+
+    box = page.locator(".chart .u-over").first.bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.3, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, y, steps=5)
+    page.mouse.up()
+    expect(page.locator("[data-from]")).not_to_have_value("")
+    expect(page.locator("[data-reset]")).to_be_enabled()
+    zoomed = {(lo, hi) for _, lo, hi in page.evaluate(X_RANGES)}
+    assert len(zoomed) == 1 and next(iter(zoomed))[1] < STEPS, zoomed  # every chart shows the dragged range
+
+    page.locator(".chart .u-over").nth(3).dblclick()
+    expect(page.locator("[data-from]")).to_have_value("")
+    expect(page.locator("[data-reset]")).to_be_disabled()
+
+    page.locator("[data-from]").fill("10")
+    page.locator("[data-from]").press("Tab")  # applied on leaving the field; "to" now shows the newest step
+    expect(page.locator("[data-to]")).to_have_value(str(STEPS + 1))
+    page.locator("[data-to]").fill("20")
+    page.locator("[data-to]").press("Enter")
+    assert {(lo, hi) for _, lo, hi in page.evaluate(X_RANGES)} == {(10, 20)}
+    page.get_by_role("button", name="Show all").click()
+    expect(page.locator("[data-from]")).to_have_value("")
+
+
+def test_the_page_head_follows_the_run_to_its_end(dash_page: Page, alice: User) -> None:
+    """Status badge, state line and actions are the server's: when the run succeeds while the page is open,
+    the head is fetched again, and Cancel gives way to what a finished run offers."""
+    page = dash_page
+    run = recorded_run(alice, "ARPO that finishes", "arpo")
+    page.goto(f"/runs/{run.pk}/")
+    expect(page.locator(".conn-badge")).to_contain_text("Live")
+    head = page.locator("[data-run-head]")
+    expect(head.get_by_role("button", name="Cancel run")).to_be_visible()
+    expect(head.locator(".run-state")).to_contain_text(f"Running · training · step {STEPS} of {TOTAL}")
+
+    record_step(run, STEPS + 1)
+    expect(head.locator(".run-state")).to_contain_text(f"step {STEPS + 1} of {TOTAL}")
+
+    record(run, [{"kind": "phase", "data": {"phase": "finished"}}, {"kind": "status", "data": {"status": "succeeded"}}])
+    assert run.status == Run.Status.SUCCEEDED
+    expect(head).to_have_attribute("data-status", "succeeded")
+    expect(head.locator(".badge")).to_contain_text("Succeeded")
+    expect(head.get_by_role("button", name="Cancel run")).to_have_count(0)
+    expect(head.get_by_role("link", name="Checkpoints")).to_be_visible()
+    expect(page.locator("[data-run-status]")).to_contain_text("Succeeded")

@@ -33,8 +33,11 @@ export class MetricChart {
   private readonly empty: HTMLElement;
   private readonly logButton: HTMLButtonElement;
   private log: boolean;
-  private applying = false;
+  /** Scale changes of ours in flight (data, rebuilds, the shared range), not the user's zoom: see `ours`. */
+  private applying = 0;
   private drawnVersion = -1;
+  /** The first and last step this chart has drawn: what uPlot fits its x axis to when not zoomed. */
+  private extent: [number, number] | null = null;
   private unsync: () => void;
   private resize: ResizeObserver | null = null;
 
@@ -103,14 +106,11 @@ export class MetricChart {
     if (!this.plot) return this.rebuild();
     const columns = this.columns();
     if (columns.drawn.length + 1 !== this.plot.series.length) return this.rebuild();
-    this.applying = true;
-    try {
-      this.plot.setData(columns.data as uPlot.AlignedData, true);
+    this.ours(() => {
+      this.plot!.setData(columns.data as uPlot.AlignedData, true);
       const range = this.ctx.sync.range;
-      if (range) this.plot.setScale("x", { min: range[0], max: range[1] });
-    } finally {
-      this.applying = false;
-    }
+      if (range) this.plot!.setScale("x", { min: range[0], max: range[1] });
+    });
     this.afterDraw(columns.data);
   }
 
@@ -198,21 +198,22 @@ export class MetricChart {
             const min = u.scales.x.min;
             const max = u.scales.x.max;
             if (min === undefined || max === undefined) return;
-            this.ctx.sync.publish(normaliseRange([min, max], this.ctx.store.domain()), this.spec.id);
+            // uPlot's double-click reset fits the chart to its own points: that means "show all" here too.
+            const own = this.extent;
+            const reset = own !== null && min <= own[0] && max >= own[1];
+            this.ctx.sync.publish(reset ? null : normaliseRange([min, max], this.ctx.store.domain()), this.spec.id);
           },
         ],
       },
     };
-    this.applying = true;
-    try {
-      this.plot = new uPlot(opts, columns.data as uPlot.AlignedData, this.plotBox);
+    const plot = new uPlot(opts, columns.data as uPlot.AlignedData, this.plotBox);
+    this.plot = plot;
+    this.ours(() => {
       const range = this.ctx.sync.range;
-      if (range) this.plot.setScale("x", { min: range[0], max: range[1] });
-    } finally {
-      this.applying = false;
-    }
+      if (range) plot.setScale("x", { min: range[0], max: range[1] });
+    });
     // The faint raw lines stay out of the legend: the smoothed value is the one to read.
-    const rows = this.plot.root.querySelectorAll<HTMLElement>(".u-legend .u-series");
+    const rows = plot.root.querySelectorAll<HTMLElement>(".u-legend .u-series");
     columns.drawn.forEach((d, i) => {
       if (d.raw && rows[i + 1]) rows[i + 1].style.display = "none";
     });
@@ -221,6 +222,9 @@ export class MetricChart {
 
   private afterDraw(data: (number | null)[][]): void {
     this.drawnVersion = this.ctx.store.version;
+    const steps = data[0] ?? [];
+    const [lo, hi] = [steps[0], steps[steps.length - 1]];
+    this.extent = typeof lo === "number" && typeof hi === "number" ? [lo, hi] : null;
     const hasPoints = data.slice(1).some((col) => col.some((v) => v !== null));
     this.empty.hidden = hasPoints;
     this.element.classList.toggle("is-empty", !hasPoints);
@@ -237,13 +241,26 @@ export class MetricChart {
 
   private applyRange(range: readonly [number, number] | null): void {
     if (!this.plot) return;
-    this.applying = true;
-    try {
+    this.ours(() => {
       const domain = this.ctx.store.domain();
       const [min, max] = range ?? domain ?? [0, 1];
-      this.plot.setScale("x", { min, max });
+      this.plot!.setScale("x", { min, max });
+    });
+  }
+
+  /** uPlot calls its setScale hook when it commits, in a microtask, not inside the call that changed the
+   * scale. A chart drawn without a zoom fits its own series, which may start later than the page's (eval at
+   * step 0, train from step 1): read as a zoom, that fit would pin every chart to it, and new steps would
+   * fall off the right edge. So our own changes stay marked until after uPlot's commit: a microtask
+   * queued now runs after the one uPlot queued. */
+  private ours(change: () => void): void {
+    this.applying += 1;
+    try {
+      change();
     } finally {
-      this.applying = false;
+      queueMicrotask(() => {
+        this.applying -= 1;
+      });
     }
   }
 }

@@ -83,8 +83,12 @@ export class RunCharts {
       const to = this.toInput.value === "" ? domain[1] : Number(this.toInput.value);
       this.setRange(normaliseRange([from, to], domain));
     };
-    this.fromInput.addEventListener("change", applyInputs);
-    this.toInput.addEventListener("change", applyInputs);
+    for (const input of [this.fromInput, this.toInput]) {
+      input.addEventListener("change", applyInputs);
+      input.addEventListener("keydown", (event) => {
+        if (event.key === "Enter") applyInputs(); // a number typed and Enter pressed: apply it there and then
+      });
+    }
     this.resetButton.addEventListener("click", () => this.setRange(null));
     this.sync.register("toolbar", (range) => this.showRange(range));
 
