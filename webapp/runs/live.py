@@ -132,6 +132,7 @@ def page_config(*, user: Any, run: Run) -> dict[str, Any]:
         "ws_url": f"/ws/runs/{run.pk}/",
         "total_steps": int((run.config.get("train") or {}).get("steps") or 0) or None,
         "tree_url": reverse("api-run-rollouts", kwargs={"pk": run.pk}) + "?step={step}",
+        "head_url": reverse("runs:head", kwargs={"pk": run.pk}),
         "tool_names": [t.name for t in selectors.run_tools(run)],
         "history": page_history(user=user, run=run),
     }

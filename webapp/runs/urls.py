@@ -12,6 +12,7 @@ urlpatterns = [
     path("compare/", views_live.run_compare, name="compare"),
     path("usage/", views_usage.usage_page, name="usage"),
     path("<int:pk>/", views.run_detail, name="detail"),
+    path("<int:pk>/head/", views.run_head, name="head"),
     path("<int:pk>/edit/", views.run_edit, name="edit"),
     path("<int:pk>/config.yaml", views.run_export, name="export"),
     path("<int:pk>/clone/", views.run_clone, name="clone"),

@@ -14,7 +14,7 @@ from arpo_engine import config_meta
 from webapp.accounts.selectors import teams_for
 from webapp.core.errors import DomainError, NotFound
 
-from . import configs, live_list, selectors, services
+from . import configs, live_list, selectors, services, twins
 from .forms import ImportForm, RunForm
 from .models import Run
 from .views_preflight import preflight_context
@@ -150,19 +150,36 @@ def _config_groups(run: Run) -> list[dict[str, Any]]:
     return groups
 
 
+def _head_context(run: Run) -> dict[str, Any]:
+    """What the page head (runs/_head.html) shows: the run's state and the actions that state allows."""
+    return {
+        "run": run,
+        "preset_label": configs.preset_label(run.preset),
+        "grpo_twin": run.twins.order_by("-created_at").first(),
+        "can_twin": not twins.is_grpo(run),
+    }
+
+
 @login_required
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = _run(request, pk)
     context = {
-        "run": run,
+        **_head_context(run),
         "tools": selectors.run_tools(run),
         "groups": _config_groups(run),
         "diff": selectors.config_diff(run),
-        "preset_label": configs.preset_label(run.preset),
         "error_count": sum(len(v) for v in run.errors.values()),
         **preflight_context(request, run),
     }
     return render(request, "runs/detail.html", context)
+
+
+@login_required
+def run_head(request: HttpRequest, pk: int) -> HttpResponse:
+    """The page head alone, for the live run page to swap in when the run's status, phase or step moves on."""
+    response = render(request, "runs/_head.html", _head_context(_run(request, pk)))
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

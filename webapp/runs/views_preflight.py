@@ -78,7 +78,7 @@ def preflight_stats(found: Preflight) -> list[dict[str, str]]:
 
 
 def preflight_context(request: HttpRequest, run: Run) -> dict[str, Any]:
-    """What the run page needs for its check panel and its GRPO-twin action."""
+    """What the run page needs for its check panel."""
     found = None
     wanted = request.GET.get("check")
     if wanted:
@@ -91,6 +91,4 @@ def preflight_context(request: HttpRequest, run: Run) -> dict[str, Any]:
         "preflight": found,
         "preflight_api": reverse("api-run-preflight-detail", args=[run.pk, found.pk]) if found else "",
         "preflight_stats": preflight_stats(found) if found and found.status == Preflight.Status.DONE else [],
-        "grpo_twin": run.twins.order_by("-created_at").first(),
-        "can_twin": not twins.is_grpo(run),
     }

@@ -67,6 +67,28 @@ def test_the_run_page_shows_a_private_log_line_to_the_owner_only(alice: User, bo
     assert _config(page, "run-page-config")["history"]["last_seq"] == 3  # the rollout after the private line
 
 
+def test_the_page_head_alone_is_what_the_run_page_shows_for_the_runs_state(
+    alice: User, bob: User, lab: Team, charlie: User
+) -> None:
+    run = _launched(alice, lab, steps=2, **{"reward/mean": [0.1, 0.2]})
+    head_url = reverse("runs:head", args=[run.pk])
+    page = _client(alice).get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert _config(page, "run-page-config")["head_url"] == head_url
+
+    response = _client(alice).get(head_url)
+    head = response.content.decode()
+    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+    assert head.count("data-run-head") == 1 and 'data-status="running"' in head and "<html" not in head
+    assert "Cancel run" in head and "step 2 of" in head
+
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCEEDED)
+    head = _client(bob).get(head_url).content.decode()  # a team member sees the same head
+    assert 'data-status="succeeded"' in head and "Succeeded" in head and "Cancel run" not in head
+    assert _client(charlie).get(head_url).status_code == 404  # outside the team: no such run
+    anonymous = Client().get(head_url)
+    assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
+
+
 def test_a_draft_run_page_has_no_dashboard(alice: User) -> None:
     run = make.run(alice)
     html = _client(alice).get(reverse("runs:detail", args=[run.pk])).content.decode()

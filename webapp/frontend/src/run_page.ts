@@ -5,6 +5,7 @@
 import { RunCharts } from "./charts/RunCharts";
 import { pickTree, type RunPageConfig, readJsonConfig, socketUrl, treeUrl } from "./live/config";
 import type { CheckpointData, LogData, MetricsData, PhaseData, StatusData } from "./live/contract";
+import { HeadRefresher } from "./live/head";
 import { RunSocket, type SocketFactory } from "./live/socket";
 import { runAlerts } from "./data/alerts";
 import { AlertsPane, CheckpointPane, LogPane, StatusPane } from "./panes/panes";
@@ -81,11 +82,17 @@ export function mountRunPage(doc: Document, config: RunPageConfig, options: Moun
     after: history.last_seq ?? 0,
     factory: options.socketFactory,
   });
+  const head = config.head_url ? new HeadRefresher(doc, config.head_url) : null;
+  let headStep = lastStep ?? 0;
   socket.on("run.metrics", (m) => {
     if (m.step === null || m.step === undefined) return;
     charts?.append(m.step, m.data as MetricsData);
     status?.step(m.step, Date.now(), socket?.info.live ?? false);
     checkAlerts();
+    if (m.step > headStep) {
+      headStep = m.step;
+      head?.request();
+    }
   });
   socket.on("run.eval", (m) => {
     if (m.step !== null && m.step !== undefined) charts?.append(m.step, m.data as MetricsData);
@@ -93,8 +100,15 @@ export function mountRunPage(doc: Document, config: RunPageConfig, options: Moun
   socket.on("run.rollout", (m) => trees?.add(m.step ?? null, m.data));
   socket.on("run.checkpoint", (m) => checkpoints?.add(m.step ?? 0, m.data as CheckpointData));
   socket.on("run.log", (m) => log?.append(m.data as unknown as LogData));
-  socket.on("run.status", (m) => status?.setStatus(m.data as unknown as StatusData));
-  socket.on("run.phase", (m) => status?.setPhase((m.data as unknown as PhaseData).phase));
+  socket.on("run.status", (m) => {
+    const data = m.data as unknown as StatusData;
+    status?.setStatus(data);
+    if (data.status !== doc.querySelector<HTMLElement>("[data-run-head]")?.dataset.status) head?.request();
+  });
+  socket.on("run.phase", (m) => {
+    status?.setPhase((m.data as unknown as PhaseData).phase);
+    head?.request();
+  });
   socket.onState((info) => status?.setConnection(info));
   socket.connect();
   doc.defaultView?.addEventListener("pagehide", () => socket?.close());

@@ -12,6 +12,8 @@ export interface RunPageConfig {
    * "/api/v1/runs/7/rollouts/?step={step}" (the answer may be that list: see pickTree). */
   tree_url?: string | null;
   tool_names?: string[];
+  /** GET the page head (status, actions, state line) again when the run moves on: see live/head.ts. */
+  head_url?: string | null;
   history?: {
     /** The newest event seq this history covers: the socket resumes after it. */
     last_seq?: number;
