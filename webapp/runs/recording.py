@@ -112,8 +112,19 @@ def run_events_record(*, run_id: int, events: Sequence[Mapping[str, Any]]) -> in
     run.last_seq = max(run.last_seq, *seqs)
     run.save(update_fields=["status", "status_reason", "phase", "steps_done", "last_seq", "started_at",
                             "finished_at", "updated_at"])  # fmt: skip
+    if any(e["kind"] == RunEvent.Kind.STATUS for e in outgoing):
+        state = _state(run)
+        outgoing = [{**e, "data": state} if e["kind"] == RunEvent.Kind.STATUS else e for e in outgoing]
     transaction.on_commit(lambda: broadcast(run.pk, outgoing))
     return len(new)
+
+
+def _state(run: Run) -> dict[str, Any]:
+    """What a status change sends the run's pages: the whole state the run is now in (status as the database
+    has it, steps, progress, ETA, compute), so nothing a page showed of the state before outlives it."""
+    from .live import run_state
+
+    return run_state(run)
 
 
 def _apply_status(run: Run, data: Mapping[str, Any]) -> None:
@@ -146,7 +157,7 @@ def run_status_set(*, run_id: int, status: str, reason: str = "") -> None:
         if status in FINAL.values():
             run.finished_at = timezone.now()
         run.save(update_fields=["status", "status_reason", "finished_at", "updated_at"])
-        message = {"kind": "status", "seq": None, "step": None, "data": {"status": status, "reason": run.status_reason}}
+        message = {"kind": "status", "seq": None, "step": None, "data": _state(run)}
         transaction.on_commit(lambda: broadcast(run_id, [message]))
 
 

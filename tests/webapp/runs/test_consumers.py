@@ -122,6 +122,38 @@ async def test_history_comes_first_in_order_then_live_events(alice: User, make_r
     await ws.disconnect()
 
 
+async def test_a_status_change_reaches_the_page_as_the_whole_state_the_run_is_now_in(
+    alice: User, make_run: Callable[..., Run]
+) -> None:
+    """The engine says only "succeeded"; the page gets what the run is now: steps, full progress, no queue
+    position, the compute so far. An engine "cancelled" nobody asked for arrives as the database's "failed"."""
+    run = await database_sync_to_async(make_run)(alice)
+    await database_sync_to_async(Run.objects.filter(pk=run.pk).update)(
+        config={**run.config, "train": {**run.config["train"], "steps": 2}}, started_at=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    ws = await _session(alice, run)
+    await ws.send_json_to({"type": "resume", "after": 0})
+    await _until_history_end(ws)
+    await record(run.pk, [_event(1), _event(2), _event(3, "status", status="succeeded")])
+    live = [await ws.receive_json_from(timeout=WAIT) for _ in range(3)]
+    assert [m["type"] for m in live] == ["run.metrics", "run.metrics", "run.status"]
+    state = live[2]["data"]
+    assert state["status"] == "succeeded" and state["steps_done"] == 2 and state["progress"] == 1.0
+    assert state["queue_position"] is None and state["eta_s"] is None and state["compute_s"] > 0
+    stored = await database_sync_to_async(lambda: RunEvent.objects.get(run=run, seq=3).data)()
+    assert stored == {"status": "succeeded"}  # the event row keeps the engine's own words
+
+    other = await database_sync_to_async(make_run)(alice)
+    ws2 = await _session(alice, other)
+    await ws2.send_json_to({"type": "resume", "after": 0})
+    await _until_history_end(ws2)
+    await record(other.pk, [_event(1, "status", status="cancelled", reason="stopped")])
+    message = await ws2.receive_json_from(timeout=WAIT)
+    assert message["data"]["status"] == "failed" and message["data"]["reason"] == "stopped"
+    await ws.disconnect()
+    await ws2.disconnect()
+
+
 async def test_a_client_that_resumes_from_a_seq_gets_exactly_what_it_missed(
     alice: User, make_run: Callable[..., Run]
 ) -> None:

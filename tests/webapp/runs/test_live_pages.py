@@ -79,6 +79,7 @@ def test_the_page_head_alone_is_what_the_run_page_shows_for_the_runs_state(
     head = response.content.decode()
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
     assert head.count("data-run-head") == 1 and 'data-status="running"' in head and "<html" not in head
+    assert "{#" not in head and "{%" not in head and "{#" not in page  # no template syntax shown as text
     assert "Cancel run" in head and "step 2 of" in head
 
     Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCEEDED)

@@ -7,6 +7,8 @@ export class StatusPane {
   private status: StatusData = { status: "" };
   private phase = "";
   private stepTimes: { step: number; at: number }[] = [];
+  /** Seconds per step implied by the server's last ETA: the ETA follows new steps until live timing has two. */
+  private etaPerStep: number | null = null;
   private connection: ConnectionInfo = { state: "idle", live: false, attempt: 0 };
 
   constructor(
@@ -18,8 +20,16 @@ export class StatusPane {
     this.render();
   }
 
+  /** The server's word on the run: a whole snapshot (on connect, at each status change) or only its status.
+   * What a snapshot says of the moment (queue position, ETA) does not outlive the state it was true in. */
   setStatus(data: StatusData): void {
-    this.status = { ...this.status, ...data };
+    const done = Math.max(this.status.steps_done ?? 0, data.steps_done ?? 0);
+    this.status = { ...this.status, ...data, steps_done: done };
+    if (this.status.status !== "queued") this.status.queue_position = null;
+    if (data.eta_s !== undefined) {
+      const left = this.totalSteps ? this.totalSteps - done : 0;
+      this.etaPerStep = data.eta_s !== null && left > 0 ? data.eta_s / left : null;
+    }
     this.render();
   }
 
@@ -44,8 +54,10 @@ export class StatusPane {
   private render(): void {
     const look = statusLook(this.status.status);
     const done = this.status.steps_done ?? 0;
-    const fraction = this.status.progress ?? progressOf(done, this.totalSteps);
-    const eta = this.status.eta_s ?? (this.totalSteps ? etaSeconds(this.stepTimes, this.totalSteps) : null);
+    const fraction = progressOf(done, this.totalSteps) ?? this.status.progress ?? null;
+    const live = this.totalSteps ? etaSeconds(this.stepTimes, this.totalSteps) : null;
+    const fromSnapshot = this.etaPerStep !== null && this.totalSteps ? this.etaPerStep * (this.totalSteps - done) : null;
+    const eta = live ?? fromSnapshot ?? this.status.eta_s ?? null;
     const c = this.connection;
     const conn =
       c.state === "open"
