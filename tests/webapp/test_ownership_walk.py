@@ -395,6 +395,7 @@ ROUTES: dict[str, Entry] = {
     "runs:create": Entry("signed_in", (GET200, Call("POST", 400, lambda w, v, u: {"preset": "arpo_paper"}))),
     "runs:import": Entry("signed_in", (GET200, Call("POST", 400, lambda w, v, u: {"name": "no file"}))),
     "runs:detail": _object("run"),
+    "runs:head": _object("run"),
     "runs:edit": _object("run", Call("POST", 302, lambda w, v, u: {"action": "reset"})),
     "runs:export": _object("run"),
     "runs:clone": Entry("object", (POST_ONLY, Call("POST", 302)), _pk("run")),
