@@ -42,6 +42,7 @@ def run_check(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def run_grpo_twin(request: HttpRequest, pk: int) -> HttpResponse:
     run = _run(request, pk)
+    was_draft = run.is_draft
     try:
         twin = twins.run_grpo_twin(user=request.user, run=run)
     except DomainError as exc:
@@ -49,8 +50,10 @@ def run_grpo_twin(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("runs:detail", pk)
     if twin.is_draft:
         messages.warning(request, f"Created the GRPO twin {twin.name} as a draft: the pair was not launchable.")
-    else:
+    elif was_draft:
         messages.success(request, f"Created the GRPO twin {twin.name} and launched the pair.")
+    else:
+        messages.success(request, f"Created the GRPO twin {twin.name} and launched it; {run.name} ran already.")
     return redirect("runs:detail", twin.pk)
 
 

@@ -173,6 +173,18 @@ def test_the_page_button_creates_the_twin_and_both_pages_link_the_pair(
     assert f'href="/runs/{twin.pk}/"' in original_page and "Compare with GRPO</button>" not in original_page
 
 
+def test_the_page_says_which_runs_it_launched(alice: Any, small_model: Any, prompts: Any) -> None:
+    client = _page(alice)
+    draft = _run(alice, prompts)
+    follow = client.post(f"/runs/{draft.pk}/grpo-twin/", follow=True).content.decode()
+    assert "and launched the pair" in follow
+    finished = _run(alice, prompts)
+    Run.objects.filter(pk=finished.pk).update(status=Run.Status.SUCCEEDED)
+    follow = client.post(f"/runs/{finished.pk}/grpo-twin/", follow=True).content.decode()
+    assert "and launched it;" in follow and "ran already" in follow and "the pair" not in follow
+    assert Run.objects.get(twin_of=finished).status == Run.Status.QUEUED
+
+
 def test_an_outsider_cannot_make_a_twin(api_for: Any, alice: Any, charlie: Any, small_model: Any, prompts: Any) -> None:
     run = _run(alice, prompts)
     assert api_for(charlie).post(f"/api/v1/runs/{run.pk}/grpo-twin/").status_code == 404
