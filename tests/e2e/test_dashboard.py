@@ -203,6 +203,13 @@ def test_compare_overlays_a_run_and_its_grpo_twin(
     page.wait_for_timeout(400)
     screenshot(page, "compare")
 
+    # GRPO never forks: its fork rate is a flat 0 %, drawn on a band around 0 %, not uPlot's 0 to 100 (10,000 %)
+    page.goto(f"/runs/{grpo.pk}/")
+    expect(page.locator("[data-run-charts] canvas").first).to_be_visible()
+    y = page.evaluate("""() => Object.fromEntries(window.arpoRunPage.charts.charts.filter((c) => c.plot)
+        .map((c) => [c.spec.id, [c.plot.scales.y.min, c.plot.scales.y.max]]))""")
+    assert y["fork-rate"][0] == 0 and 0 < y["fork-rate"][1] <= 0.2, y["fork-rate"]
+
 
 def test_run_list_shows_live_rows(dash_page: Page, alice: User, screenshot: Callable[[Page, str], Path]) -> None:
     page = dash_page

@@ -5,7 +5,7 @@ import uPlot from "uplot";
 import type { SeriesStore } from "../data/series";
 import { normaliseRange, type XRangeSync } from "../data/xrange";
 import type { Theme } from "../tree/colour";
-import { chartColumns } from "./chartData";
+import { chartColumns, yRange } from "./chartData";
 import { type ChartSpec, formatValue } from "./groups";
 import { chartColours, withAlpha } from "./theme";
 
@@ -180,7 +180,10 @@ export class MetricChart {
       width: this.width(),
       height: HEIGHT,
       series,
-      scales: { x: { time: false }, y: this.log ? { distr: 3 } : {} },
+      scales: {
+        x: { time: false },
+        y: this.log ? { distr: 3 } : { range: (_u, min, max) => yRange(min, max, this.spec.format) },
+      },
       axes: [
         { ...axis, size: 28 },
         { ...axis, size: 52, values: (_u, values) => values.map((v) => formatValue(v, format)) },

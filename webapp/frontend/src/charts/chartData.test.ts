@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { chartColumns } from "./chartData";
+import { chartColumns, yRange } from "./chartData";
 
 const points = (n: number, f: (i: number) => number) => ({
   steps: Array.from({ length: n }, (_, i) => i),
@@ -39,5 +39,29 @@ describe("chartColumns", () => {
     const out = chartColumns([{ steps: [1, 2, 3], values: [1, 0, 10] }], { smoothing: 0, log: true, maxPoints: 100 });
     expect(out.data[1]).toEqual([1, null, 10]);
     expect(out.droppedForLog).toBe(1);
+  });
+});
+
+describe("yRange", () => {
+  it("gives a flat share a band around it, never below 0 %", () => {
+    expect(yRange(0, 0, "percent")).toEqual([0, 0.1]);
+    const [lo, hi] = yRange(0.5, 0.5, "percent");
+    expect(lo).toBeCloseTo(0.45);
+    expect(hi).toBeCloseTo(0.55);
+  });
+
+  it("gives a flat number ±10 % of itself, or ±0.1 at zero", () => {
+    expect(yRange(0, 0, "number")).toEqual([-0.1, 0.1]);
+    const [lo, hi] = yRange(-2, -2, "number");
+    expect(lo).toBeCloseTo(-2.2);
+    expect(hi).toBeCloseTo(-1.8);
+  });
+
+  it("pads a span by 5 % each side, and an empty chart shows 0 to 1", () => {
+    const [lo, hi] = yRange(0.2, 0.6, "percent");
+    expect(lo).toBeCloseTo(0.18);
+    expect(hi).toBeCloseTo(0.62);
+    expect(yRange(0, 1, "percent")[0]).toBe(0);
+    expect(yRange(null, null, "number")).toEqual([0, 1]);
   });
 });

@@ -49,3 +49,19 @@ export function chartColumns(series: ReadonlyArray<Points | undefined>, options:
   }
   return { data: thinned, drawn, droppedForLog, rows: xs.length };
 }
+
+/**
+ * The y range of a linear chart. uPlot's own choice for a flat series is [0, 100] around 0, which on a
+ * share (0…1) reads as 10,000 % and is cut off at the axis: a flat series gets a band of ±10 % of its value
+ * (±0.1 at zero; a share never below 0), anything else 5 % of its span above and below.
+ */
+export function yRange(min: number | null, max: number | null, format: string): [number, number] {
+  const share = format === "percent";
+  if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) return [0, 1];
+  if (max - min < 1e-12) {
+    const half = Math.abs(min) * 0.1 || 0.1;
+    return [share && min >= 0 ? Math.max(0, min - half) : min - half, max + half];
+  }
+  const pad = (max - min) * 0.05;
+  return [share && min >= 0 ? Math.max(0, min - pad) : min - pad, max + pad];
+}
