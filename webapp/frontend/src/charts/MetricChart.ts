@@ -22,6 +22,8 @@ export interface ChartContext {
   showLatest?: boolean;
 }
 
+/** Tick spacings of the step axis: whole steps only (uPlot would put ticks at 1.5 on a short run). */
+const STEP_TICKS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000, 50000];
 const HEIGHT = 180;
 
 export class MetricChart {
@@ -185,7 +187,7 @@ export class MetricChart {
         y: this.log ? { distr: 3 } : { range: (_u, min, max) => yRange(min, max, this.spec.format) },
       },
       axes: [
-        { ...axis, size: 28 },
+        { ...axis, size: 28, incrs: STEP_TICKS },
         { ...axis, size: 52, values: (_u, values) => values.map((v) => formatValue(v, format)) },
       ],
       cursor: {
