@@ -40,8 +40,11 @@ def cluster() -> Iterator[Any]:
 
     # Ray writes the head's address under its temp folder, where a bare ray.init() would find it: keep ours private.
     folder = tempfile.mkdtemp(prefix="arpo-dist-", dir="/tmp")
-    saved = {k: os.environ.get(k) for k in ("RAY_TMPDIR", "RAY_USAGE_STATS_ENABLED")}
-    os.environ.update(RAY_TMPDIR=folder, RAY_USAGE_STATS_ENABLED="0")
+    saved = {k: os.environ.get(k) for k in ("RAY_TMPDIR", "RAY_USAGE_STATS_ENABLED", "OMP_NUM_THREADS")}
+    # The nodes' processes inherit this environment. Ray gives a one-CPU actor one thread only when
+    # OMP_NUM_THREADS is unset, and the vLLM sampler sets it in this process when an earlier test starts one:
+    # pin it, so the actors compute on one thread like the in-process reference, whatever ran before.
+    os.environ.update(RAY_TMPDIR=folder, RAY_USAGE_STATS_ENABLED="0", OMP_NUM_THREADS="1")
     # A lost node is noticed within about a second (defaults: tens of seconds).
     health = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 300, "health_check_failure_threshold": 3}
     head = {"num_cpus": 1, "resources": {"learner": 1}, "object_store_memory": STORE, "include_dashboard": False}
