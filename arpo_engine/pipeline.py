@@ -257,12 +257,14 @@ def run_training(
     tool_secrets: Mapping[str, Mapping[str, str]] | None = None,
     sft_sink: Callable[[int, dict[str, float]], None] | None = None,
     placement: Any = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> Any:
     """SFT cold start (if configured and not done), then ARPO; resumes from the last checkpoint.
 
     `tool_secrets`: per tool name, secrets kept out of the config (http headers), as `build_tools` takes them.
     `sft_sink(update, metrics)`: the cold start's progress and loss after every SFT update (`sft/` names);
-    apart from `sink`, whose steps are RL steps. A config with `distributed.samplers` > 1 or
+    apart from `sink`, whose steps are RL steps. `on_phase`: `evaluating` or `training`, as the loop moves between
+    them (`TrainDeps.on_phase`). A config with `distributed.samplers` > 1 or
     `distributed.separate_learner` runs on Ray actors (`arpo_engine.distributed`, placed as `placement` says).
     """
     if config.distributed.enabled:
@@ -270,7 +272,7 @@ def run_training(
 
         return run_distributed_training(
             config, run_id=run_id, log=log, sink=sink, should_stop=should_stop, on_rollout=on_rollout,
-            tool_secrets=tool_secrets, sft_sink=sft_sink, placement=placement,
+            tool_secrets=tool_secrets, sft_sink=sft_sink, placement=placement, on_phase=on_phase,
         )  # fmt: skip
     from arpo_engine.agent_spec import build_agent_spec
     from arpo_engine.checkpoint import DataPosition, restore_optimizer, restore_rng
@@ -350,6 +352,7 @@ def run_training(
         on_rollout=on_rollout,
         checkpoint=checkpoint,
         should_stop=should_stop,
+        on_phase=on_phase or (lambda phase: None),
     )
     try:
         return train(config, deps, plan.train_samples, plan.eval_samples, start_step=start_step, cursor=cursor)

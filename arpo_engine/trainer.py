@@ -104,6 +104,8 @@ class TrainDeps:
     """Receives each step's rollout trees and rewards (the dashboard's live rollouts)."""
     checkpoint: Callable[[int, dict[str, float], DataCursor], None] | None = None
     should_stop: Callable[[], bool] = lambda: False
+    on_phase: Callable[[str], None] = lambda phase: None
+    """What the run is doing now, for the dashboard: `evaluating` (held-out eval) or `training` (a step)."""
 
 
 @dataclass
@@ -218,16 +220,19 @@ def train(
     tc = config.train
     result = TrainResult(steps_done=start_step)
     if start_step == 0 and tc.eval_every and tc.eval_at_start and eval_samples:
+        deps.on_phase("evaluating")
         deps.sink(0, evaluate(_eval_slice(eval_samples, config), config, deps))
     for step in range(start_step + 1, tc.steps + 1):
         if deps.should_stop():
             result.stopped = True
             break
+        deps.on_phase("training")
         metrics = train_step(step, config, deps, train_samples, cursor)
         if deps.should_stop():
             result.stopped = True
             break
         if tc.eval_every and eval_samples and (step % tc.eval_every == 0 or step == tc.steps):
+            deps.on_phase("evaluating")
             started = time.perf_counter()
             metrics.update(evaluate(_eval_slice(eval_samples, config), config, deps))
             metrics["time/eval_s"] = time.perf_counter() - started

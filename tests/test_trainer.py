@@ -72,8 +72,17 @@ def test_two_training_steps_change_parameters_and_the_checkpoint_loads(tmp_path,
     write_data(tmp_path)
     config = load_config(write_config(tmp_path, tiny_dir))
     history: list[tuple[int, dict]] = []
-    result = run_training(config, log=lambda _: None, sink=lambda step, m: history.append((step, m)))
+    order: list[tuple[str, object]] = []
+
+    def sink(step: int, metrics: dict) -> None:
+        history.append((step, metrics))
+        order.append(("step", step))
+
+    result = run_training(config, log=lambda _: None, sink=sink, on_phase=lambda phase: order.append(("phase", phase)))
     assert result.steps_done == 2
+    # the dashboard's phase: the eval of the starting model, each step's training, the eval at the last step
+    assert order == [("phase", "evaluating"), ("step", 0), ("phase", "training"), ("step", 1),
+                     ("phase", "training"), ("phase", "evaluating"), ("step", 2)]  # fmt: skip
     step_metrics = [m for step, m in history if step > 0]
     for key in ("reward/mean", "groups/degenerate_frac", "loss/policy", "grad/norm", "entropy/initial_mean",
                 "branch/forks", "tools/calls_per_traj", "time/rollout_s", "time/update_s", "eval/accuracy"):

@@ -222,6 +222,7 @@ class RunActor:
             should_stop=self._stop.is_set,
             on_rollout=self._on_rollout,
             sft_sink=self._sft_sink,
+            on_phase=self._set_phase,
             **kwargs,
         )
 
@@ -261,7 +262,6 @@ class RunActor:
         self.events.emit("log", {"line": text, "level": "info"})
 
     def _on_rollout(self, step: int, batch: Any, rewards: Sequence[Sequence[Any]]) -> None:
-        self._set_phase("training")
         pairs = list(zip(batch.groups, rewards, strict=False))[: self.options.rollout_sample]
         for group, group_rewards in pairs:
             tree = tree_record(group, group_rewards, max_bytes=self.options.tree_max_bytes)

@@ -247,6 +247,7 @@ def run_distributed_training(
     tool_secrets: Mapping[str, Mapping[str, str]] | None = None,
     sft_sink: Callable[[int, dict[str, float]], None] | None = None,
     placement: Placement | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> Any:
     """`pipeline.run_training` on Ray actors; the same arguments, plus how to place the actors.
 
@@ -269,7 +270,7 @@ def run_distributed_training(
         fleet = Fleet(config, name, placement)
         try:
             return _attempt(fleet, plan, log=log, sink=sink, should_stop=should_stop, on_rollout=on_rollout,
-                            tool_secrets=tool_secrets, sft_sink=sft_sink)  # fmt: skip
+                            tool_secrets=tool_secrets, sft_sink=sft_sink, on_phase=on_phase)  # fmt: skip
         except lost_actor_errors() as exc:
             if restarts >= config.distributed.max_restarts:
                 raise
@@ -293,6 +294,7 @@ def _attempt(
     on_rollout: Callable[..., None] | None,
     tool_secrets: Mapping[str, Mapping[str, str]] | None,
     sft_sink: Callable[[int, dict[str, float]], None] | None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> Any:
     import ray
 
@@ -350,5 +352,6 @@ def _attempt(
         on_rollout=on_rollout,
         checkpoint=checkpoint,
         should_stop=should_stop,
+        on_phase=on_phase or (lambda phase: None),
     )
     return train(config, deps, plan.train_samples, plan.eval_samples, start_step=start_step, cursor=cursor)

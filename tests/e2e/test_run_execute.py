@@ -70,6 +70,8 @@ def test_a_launched_run_trains_to_succeeded_and_every_event_reaches_the_database
     assert seqs == list(range(1, len(seqs) + 1)) and run.last_seq == len(seqs)
     kinds = set(RunEvent.objects.filter(run=run).values_list("kind", flat=True))
     assert {"metrics", "rollout", "eval", "checkpoint", "log", "phase", "status"} <= kinds
+    phases = [e.data["phase"] for e in RunEvent.objects.filter(run=run, kind="phase").order_by("seq")]
+    assert phases == ["loading", "training", "evaluating", "finished"]  # the eval is the last step's
     lags = [(e.recorded_at - e.emitted_at).total_seconds() for e in RunEvent.objects.filter(run=run)]
     assert max(lags) < 1.0, sorted(lags)[-5:]
 
