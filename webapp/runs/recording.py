@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import groups
+from .live import run_state
 from .models import Checkpoint, MetricPoint, RolloutTree, Run, RunEvent
 
 FINAL = {"succeeded": Run.Status.SUCCEEDED, "failed": Run.Status.FAILED, "cancelled": Run.Status.CANCELLED}
@@ -113,18 +114,12 @@ def run_events_record(*, run_id: int, events: Sequence[Mapping[str, Any]]) -> in
     run.save(update_fields=["status", "status_reason", "phase", "steps_done", "last_seq", "started_at",
                             "finished_at", "updated_at"])  # fmt: skip
     if any(e["kind"] == RunEvent.Kind.STATUS for e in outgoing):
-        state = _state(run)
+        # A page gets the whole state the run is now in (status as the database has it, steps, progress, ETA,
+        # compute), not the engine's bare word, so nothing it showed of the state before outlives it.
+        state = run_state(run)
         outgoing = [{**e, "data": state} if e["kind"] == RunEvent.Kind.STATUS else e for e in outgoing]
     transaction.on_commit(lambda: broadcast(run.pk, outgoing))
     return len(new)
-
-
-def _state(run: Run) -> dict[str, Any]:
-    """What a status change sends the run's pages: the whole state the run is now in (status as the database
-    has it, steps, progress, ETA, compute), so nothing a page showed of the state before outlives it."""
-    from .live import run_state
-
-    return run_state(run)
 
 
 def _apply_status(run: Run, data: Mapping[str, Any]) -> None:
@@ -157,7 +152,7 @@ def run_status_set(*, run_id: int, status: str, reason: str = "") -> None:
         if status in FINAL.values():
             run.finished_at = timezone.now()
         run.save(update_fields=["status", "status_reason", "finished_at", "updated_at"])
-        message = {"kind": "status", "seq": None, "step": None, "data": _state(run)}
+        message = {"kind": "status", "seq": None, "step": None, "data": run_state(run)}
         transaction.on_commit(lambda: broadcast(run_id, [message]))
 
 
