@@ -239,8 +239,10 @@ class Relay:
 
         run = Run.objects.get(pk=self.run_id)
         if run.stop_requested:
+            from worker.runner import cancelled_reason
+
             recording.run_status_set(run_id=self.run_id, status="cancelled",
-                                     reason="Cancelled; the last checkpoint is kept.")  # fmt: skip
+                                     reason=cancelled_reason(run.checkpoints.exists()))  # fmt: skip
             return "finished"
         if run.attempts > settings.ARPO_RUN_MAX_RESTARTS:
             recording.run_status_set(

@@ -77,6 +77,13 @@ class EventBuffer:
             return len(self._events)
 
 
+def cancelled_reason(kept_checkpoint: bool) -> str:
+    """What a cancelled run says of itself, true to whether a checkpoint is there to resume from."""
+    if kept_checkpoint:
+        return "Cancelled; the last checkpoint is kept."
+    return "Cancelled before its first checkpoint; Resume starts it from the beginning."
+
+
 def explain_failure(exc: BaseException, phase: str) -> str:
     """A reason a person can act on, from the exception that ended the run."""
     from arpo_engine.config import ConfigError
@@ -185,7 +192,7 @@ class RunActor:
             if self.fail_reason:
                 status, reason = "failed", self.fail_reason
             elif result.stopped:
-                status, reason = "cancelled", "Cancelled; the last checkpoint is kept."
+                status, reason = "cancelled", cancelled_reason(self._checkpoint_kept())
             else:
                 status = "succeeded"
         except BaseException as exc:  # the run's end, whatever it was, must reach the relay
@@ -226,6 +233,15 @@ class RunActor:
             **kwargs,
         )
 
+    def _run_dir(self) -> Path:
+        """Where the engine keeps this run's checkpoints (`pipeline.plan_run`)."""
+        return Path(self.config["checkpoint"]["dir"]) / f"run-{self.run_id}"
+
+    def _checkpoint_kept(self) -> bool:
+        from arpo_engine.checkpoint import find_resume_point
+
+        return find_resume_point(self._run_dir()) is not None
+
     def _replay_resume_step(self) -> None:
         """Re-send the metrics and checkpoint of the step this run resumes from (kept in the step's run.json).
 
@@ -237,7 +253,7 @@ class RunActor:
         from arpo_engine.checkpoint import find_resume_point
         from arpo_engine.checkpoint_files import read_json
 
-        point = find_resume_point(Path(self.config["checkpoint"]["dir"]) / f"run-{self.run_id}")
+        point = find_resume_point(self._run_dir())
         if point is None or point.step <= self.options.recorded_through:
             return
         try:
@@ -287,7 +303,7 @@ class RunActor:
         self._report_checkpoint(step, values)
 
     def _report_checkpoint(self, step: int, values: Mapping[str, float]) -> None:
-        folder = Path(self.config["checkpoint"]["dir"]) / f"run-{self.run_id}" / f"step-{step}"
+        folder = self._run_dir() / f"step-{step}"
         if step in self._reported_checkpoints or not (folder / "config.json").is_file():
             return
         self._reported_checkpoints.add(step)

@@ -120,6 +120,7 @@ def test_a_cancelled_run_stops_keeps_its_checkpoint_and_the_worker_takes_the_nex
     wait_for(lambda: status_of(long_id) in TERMINAL, 120, runs_worker, "the cancelled run's end")
     run = Run.objects.get(pk=long_id)
     assert run.status == "cancelled", run.status_reason
+    assert run.status_reason == "Cancelled; the last checkpoint is kept."
     assert 1 <= run.steps_done < 50
     assert Checkpoint.objects.filter(run=run).exists()
     kept = Checkpoint.objects.filter(run=run).order_by("-step").first()

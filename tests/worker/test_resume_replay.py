@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from arpo_engine.checkpoint import COMPLETE
-from worker.runner import RunActor, RunOptions
+from worker.runner import RunActor, RunOptions, cancelled_reason
 
 
 def saved_step(run_dir: Path, step: int, metrics: dict, *, complete: bool = True) -> None:
@@ -46,3 +46,11 @@ def test_a_step_the_database_already_holds_is_not_sent_twice(tmp_path: Path) -> 
     actor = RunActor(6, {"checkpoint": {"dir": str(tmp_path)}}, options=RunOptions(recorded_through=3))
     actor._replay_resume_step()
     assert actor.events.after(0, 10) == []
+
+
+def test_a_cancelled_run_says_whether_it_kept_a_checkpoint(tmp_path: Path) -> None:
+    actor = RunActor(7, {"checkpoint": {"dir": str(tmp_path)}})
+    assert not actor._checkpoint_kept()
+    assert cancelled_reason(actor._checkpoint_kept()).startswith("Cancelled before its first checkpoint")
+    saved_step(tmp_path / "run-7", 3, {"reward/mean": 0.5})
+    assert cancelled_reason(actor._checkpoint_kept()) == "Cancelled; the last checkpoint is kept."

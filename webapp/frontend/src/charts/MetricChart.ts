@@ -5,7 +5,7 @@ import uPlot from "uplot";
 import type { SeriesStore } from "../data/series";
 import { normaliseRange, type XRangeSync } from "../data/xrange";
 import type { Theme } from "../tree/colour";
-import { chartColumns, yRange } from "./chartData";
+import { chartColumns, stepRange, yRange } from "./chartData";
 import { type ChartSpec, formatValue } from "./groups";
 import { chartColours, withAlpha } from "./theme";
 
@@ -183,7 +183,7 @@ export class MetricChart {
       height: HEIGHT,
       series,
       scales: {
-        x: { time: false },
+        x: { time: false, range: (u, min, max) => stepRange(u.data[0] as ArrayLike<number | null>, min, max) },
         y: this.log ? { distr: 3 } : { range: (_u, min, max) => yRange(min, max, this.spec.format) },
       },
       axes: [

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { chartColumns, yRange } from "./chartData";
+import { chartColumns, stepRange, yRange } from "./chartData";
 
 const points = (n: number, f: (i: number) => number) => ({
   steps: Array.from({ length: n }, (_, i) => i),
@@ -63,5 +63,14 @@ describe("yRange", () => {
     expect(hi).toBeCloseTo(0.62);
     expect(yRange(0, 1, "percent")[0]).toBe(0);
     expect(yRange(null, null, "number")).toEqual([0, 1]);
+  });
+});
+
+describe("stepRange", () => {
+  it("keeps uPlot's range for several steps and gives a lone step one step either side, never below 0", () => {
+    expect(stepRange([1, 2, 40], 1, 40)).toEqual([1, 40]);
+    expect(stepRange([0], 0, 100)).toEqual([0, 1]);
+    expect(stepRange([7], -43, 57)).toEqual([6, 8]);
+    expect(stepRange([], null, null)).toEqual([null, null]);
   });
 });

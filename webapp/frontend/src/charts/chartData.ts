@@ -65,3 +65,15 @@ export function yRange(min: number | null, max: number | null, format: string): 
   const pad = (max - min) * 0.05;
   return [share && min >= 0 ? Math.max(0, min - pad) : min - pad, max + pad];
 }
+
+/** The x range of a chart: the range uPlot chose, except around a lone step, which uPlot stretches over
+ * 100 steps (the eval before training, alone on the chart until step 1 ends): one step either side of it. */
+export function stepRange(
+  steps: ArrayLike<number | null>,
+  min: number | null,
+  max: number | null,
+): [number | null, number | null] {
+  const first = steps.length ? steps[0] : null;
+  if (first === null || steps[steps.length - 1] !== first) return [min, max];
+  return [Math.max(0, first - 1), first + 1];
+}

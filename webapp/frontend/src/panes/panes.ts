@@ -89,7 +89,7 @@ export class StatusPane {
         ${this.status.queue_position ? `<div class="stat"><span class="meta">Queue</span><strong data-s="queue"></strong></div>` : ""}
         <div class="stat"><span class="meta">Compute</span><strong data-s="compute"></strong></div>
       </div>
-      ${this.status.reason ? `<p class="status-reason" data-s="reason"></p>` : ""}`;
+      ${this.status.reason ? `<p class="status-reason${this.status.status === "failed" ? " is-error" : ""}" data-s="reason"></p>` : ""}`;
     const set = (key: string, text: string) => {
       const node = this.root.querySelector(`[data-s="${key}"]`);
       if (node) node.textContent = text;

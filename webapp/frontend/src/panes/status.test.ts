@@ -49,4 +49,13 @@ describe("StatusPane", () => {
     pane.setStatus({ status: "running", steps_done: 6 });
     expect(text(root, "step")).toBe("7 / 10");
   });
+
+  it("shows a failure's reason as an error and a cancel's as a plain note", () => {
+    const root = document.createElement("div");
+    const pane = new StatusPane(root, 3);
+    pane.setStatus({ status: "cancelled", reason: "Cancelled; the last checkpoint is kept." });
+    expect(root.querySelector(".status-reason")!.classList.contains("is-error")).toBe(false);
+    pane.setStatus({ status: "failed", reason: "The model never called a tool." });
+    expect(root.querySelector(".status-reason")!.classList.contains("is-error")).toBe(true);
+  });
 });
